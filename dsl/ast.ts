@@ -146,12 +146,16 @@ export type ActionKind = Action['kind'];
 // ---------------------------------------------------------------------------------------------
 // Transitions
 
-/** `-> 办理 when case.满意 >= 3`, `-> 办理 otherwise`, or plain `-> 办理`. */
+/**
+ * `-> 办理 when case.满意 >= 3`, `-> 办理 otherwise`, or plain `-> 办理`. Actions written after a
+ * target (`-> 办结 when 分 >= 3 credit 5 points to case.党员`) run only when that target is taken.
+ */
 export interface Target {
   readonly kind: 'target';
   readonly state: Name;
   readonly when?: Expr;
   readonly otherwise: boolean;
+  readonly actions: readonly Action[];
   readonly span: Span;
 }
 

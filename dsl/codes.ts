@@ -77,6 +77,7 @@ export const CODES = {
   WF0505: { severity: 'error', title: 'Misplaced default row' },
   WF0506: { severity: 'warning', title: 'Row can never match' },
   WF0507: { severity: 'error', title: 'Rule table has no rows' },
+  WF0508: { severity: 'warning', title: 'Rule table too large to prove complete' },
 
   // WF06xx: timers and multi-instance steps
   WF0601: { severity: 'error', title: 'Reminder percentage out of range' },

@@ -326,6 +326,7 @@ export class WorkflowParser extends CstParser {
         { ALT: () => this.CONSUME(K.otherwise) },
       ]);
     });
+    this.MANY(() => this.SUBRULE(this.action));
   });
 
   private action = this.RULE('action', () => {

@@ -289,6 +289,7 @@ export class AstBuilder {
       kind: 'target' as const,
       state: this.name(this.tok(n, 'Identifier')),
       otherwise: this.tok(n, 'K_otherwise') !== undefined,
+      actions: this.subs(n, 'action').map((a) => this.action(a)),
       span: this.span(n),
     };
     return when === undefined ? base : { ...base, when: this.expr(when) };

@@ -109,3 +109,92 @@ export function showType(t: Type): string {
     default: return t.kind;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers over types and values, shared by the checker, the evaluator and the rule tables.
+
+function recordFits(from: Readonly<Record<string, FieldType>>, to: Readonly<Record<string, FieldType>>): boolean {
+  for (const k of Object.keys(from)) if (!Object.hasOwn(to, k)) return false;
+  for (const [k, f] of Object.entries(to)) {
+    const g = Object.hasOwn(from, k) ? from[k] : undefined;
+    if (g === undefined) {
+      if (!f.optional && f.default === undefined) return false;
+    } else if (!isAssignable(g.type, f.type)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether a value of type `from` may stand where `to` is expected. `null` and `unknown` fit
+ * everything (absence is allowed everywhere; unknown stands for an error already reported);
+ * an enum fits text and any enum with all its members; a record must have exactly the fields.
+ * @example isAssignable({ kind: 'enum', members: ['高', '低'] }, T.text) // true
+ */
+export function isAssignable(from: Type, to: Type): boolean {
+  if (from.kind === 'unknown' || from.kind === 'null' || to.kind === 'unknown') return true;
+  switch (to.kind) {
+    case 'text': return from.kind === 'text' || from.kind === 'enum';
+    case 'enum': return from.kind === 'enum' && from.members.every((m) => to.members.includes(m));
+    case 'list': return from.kind === 'list' && isAssignable(from.item, to.item);
+    case 'record': return from.kind === 'record' && recordFits(from.fields, to.fields);
+    default: return from.kind === to.kind;
+  }
+}
+
+/**
+ * The least type both may be read as (for `a ?? b`, `if … then a else b`, list items), or
+ * undefined when they have none. Two enums join to the enum of all their members.
+ * @example joinTypes({ kind: 'enum', members: ['高'] }, T.text) // T.text
+ */
+export function joinTypes(a: Type, b: Type): Type | undefined {
+  if (a.kind === 'unknown' || b.kind === 'unknown') return T.unknown;
+  if (a.kind === 'null') return b;
+  if (b.kind === 'null') return a;
+  if (a.kind === 'enum' && b.kind === 'enum') return { kind: 'enum', members: [...new Set([...a.members, ...b.members])] };
+  if (a.kind === 'list' && b.kind === 'list') {
+    const item = joinTypes(a.item, b.item);
+    return item === undefined ? undefined : { kind: 'list', item };
+  }
+  if (isAssignable(a, b)) return b;
+  if (isAssignable(b, a)) return a;
+  return undefined;
+}
+
+/**
+ * Whether a runtime value has the shape of a duration: finite `ms` and `workdays`.
+ * @example isDurationValue({ ms: 0, workdays: 2 }) // true
+ */
+export function isDurationValue(v: unknown): v is DurationValue {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const d = v as { ms?: unknown; workdays?: unknown };
+  return typeof d.ms === 'number' && Number.isFinite(d.ms) && typeof d.workdays === 'number' && Number.isFinite(d.workdays);
+}
+
+/** Beyond this nesting values compare by identity, so hostile input cannot exhaust the stack. */
+const MAX_EQUAL_DEPTH = 64;
+
+function equalAt(a: unknown, b: unknown, depth: number): boolean {
+  if (a === b) return true;
+  if (depth > MAX_EQUAL_DEPTH || typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equalAt(a[i], b[i], depth + 1)) return false;
+    return true;
+  }
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!Object.hasOwn(b, k)) return false;
+    if (!equalAt((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1)) return false;
+  }
+  return true;
+}
+
+/**
+ * Structural equality of runtime values, the meaning of `==`: lists item by item, records and
+ * durations field by field regardless of key order. Never throws.
+ * @example valuesEqual({ ms: 0, workdays: 2 }, { workdays: 2, ms: 0 }) // true
+ */
+export function valuesEqual(a: Value, b: Value): boolean {
+  return equalAt(a, b, 0);
+}
