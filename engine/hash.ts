@@ -1,0 +1,174 @@
+/**
+ * Canonical JSON and the per-case hash chain that makes the event log tamper-evident.
+ *
+ * The canonical form follows RFC 8785 (JSON Canonicalization Scheme) for the values JSON can
+ * hold: object keys sorted by UTF-16 code units, no whitespace, numbers and strings exactly as
+ * ECMAScript's `JSON.stringify` writes them. Strings are not Unicode-normalized: the hash must
+ * change when the stored text changes, even to a canonically equivalent spelling.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+
+/**
+ * A value JSON can represent, as stored in a `jsonb` column.
+ *
+ * @example
+ * ```ts
+ * const payload: JsonValue = { wish: '修路灯', votes: [1, 2], urgent: false, note: null };
+ * ```
+ */
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/** Why a value could not be canonicalized or hashed; codes are stable and never reused. */
+export type HashErrorCode = 'HASH_NON_FINITE_NUMBER' | 'HASH_UNSUPPORTED_VALUE' | 'HASH_CYCLE' | 'HASH_INVALID_PREV_HASH';
+
+/**
+ * The error thrown by {@link canonicalJson} and {@link chainHash}. `path` locates the offending
+ * value inside the input, e.g. `$.payload.items[2]`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   canonicalJson({ score: Number.NaN });
+ * } catch (error) {
+ *   if (error instanceof HashError) console.log(error.code, error.path); // HASH_NON_FINITE_NUMBER $.score
+ * }
+ * ```
+ */
+export class HashError extends Error {
+  override readonly name = 'HashError';
+  readonly code: HashErrorCode;
+  readonly path: string;
+
+  constructor(code: HashErrorCode, path: string, message: string) {
+    super(message);
+    this.code = code;
+    this.path = path;
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * Serializes a JSON value canonically, so that equal values always give the same text.
+ *
+ * Accepts what `JSON.stringify` would write without loss: plain objects and arrays, strings,
+ * booleans, `null`, finite numbers, and objects with `toJSON` (such as `Date`). Object members
+ * whose value is `undefined` are omitted, as `JSON.stringify` and therefore `jsonb` storage omit
+ * them. Everything that `JSON.stringify` would silently change is refused instead: `NaN` and
+ * infinities, `undefined` at the top or in an array, functions, symbols, `bigint`, `Map`, `Set`
+ * and other class instances, and cycles.
+ *
+ * @throws {HashError} `HASH_NON_FINITE_NUMBER`, `HASH_UNSUPPORTED_VALUE`, `HASH_CYCLE`.
+ *
+ * @example
+ * ```ts
+ * canonicalJson({ b: 1, a: ['网格', true] }); // '{"a":["网格",true],"b":1}'
+ * ```
+ */
+export function canonicalJson(value: unknown): string {
+  return write(value, '$', new Set());
+}
+
+function write(value: unknown, path: string, ancestors: Set<object>): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new HashError('HASH_NON_FINITE_NUMBER', path, `${path} is ${value}, which JSON cannot represent; use null or a finite number.`);
+      }
+      return JSON.stringify(value);
+    case 'object':
+      break;
+    default:
+      throw new HashError('HASH_UNSUPPORTED_VALUE', path, `${path} is a ${typeof value}, which JSON cannot represent.`);
+  }
+
+  const object = value as object;
+  if (ancestors.has(object)) {
+    throw new HashError('HASH_CYCLE', path, `${path} refers back to one of its own ancestors; JSON cannot represent a cycle.`);
+  }
+
+  ancestors.add(object);
+  try {
+    // Inside the ancestor guard, so a toJSON that returns its own object is a cycle, not a hang.
+    if (hasToJson(object)) {
+      return write(object.toJSON(), path, ancestors);
+    }
+    if (Array.isArray(object)) {
+      const items: string[] = [];
+      for (let index = 0; index < object.length; index += 1) {
+        const item: unknown = object[index];
+        const itemPath = `${path}[${index}]`;
+        if (item === undefined) {
+          throw new HashError('HASH_UNSUPPORTED_VALUE', itemPath, `${itemPath} is undefined (or a hole); JSON would turn it into null. Write null explicitly.`);
+        }
+        items.push(write(item, itemPath, ancestors));
+      }
+      return `[${items.join(',')}]`;
+    }
+
+    const prototype: unknown = Object.getPrototypeOf(object);
+    if (prototype !== Object.prototype && prototype !== null) {
+      const kind = object.constructor?.name ?? 'object';
+      throw new HashError('HASH_UNSUPPORTED_VALUE', path, `${path} is a ${kind}; only plain objects and arrays are JSON. Convert it first.`);
+    }
+    const record = object as Record<string, unknown>;
+    const members: string[] = [];
+    // The default sort compares UTF-16 code units, which is the order RFC 8785 prescribes.
+    for (const key of Object.keys(record).sort()) {
+      const member = record[key];
+      if (member === undefined) continue;
+      members.push(`${JSON.stringify(key)}:${write(member, `${path}.${key}`, ancestors)}`);
+    }
+    return `{${members.join(',')}}`;
+  } finally {
+    ancestors.delete(object);
+  }
+}
+
+function hasToJson(value: object): value is { toJSON(): unknown } {
+  return typeof (value as { toJSON?: unknown }).toJSON === 'function';
+}
+
+/**
+ * Links one event into its case's hash chain: the lowercase hex SHA-256 of the previous hash's
+ * 32 bytes (nothing for a case's first event) followed by the UTF-8 bytes of the event's
+ * canonical JSON. Changing, removing or reordering any earlier event changes every later hash.
+ *
+ * @throws {HashError} `HASH_INVALID_PREV_HASH` if `prevHash` is not 64 lowercase hex digits.
+ *
+ * @example
+ * ```ts
+ * const first = chainHash(null, canonicalJson({ seq: 1, type: '点单' }));
+ * const second = chainHash(first, canonicalJson({ seq: 2, type: '派单' }));
+ * ```
+ */
+export function chainHash(prevHash: string | null, canonicalEvent: string): string {
+  const hash = createHash('sha256');
+  if (prevHash !== null) {
+    if (!SHA256_HEX.test(prevHash)) {
+      throw new HashError('HASH_INVALID_PREV_HASH', '$', `The previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prevHash)}.`);
+    }
+    hash.update(Buffer.from(prevHash, 'hex'));
+  }
+  return hash.update(canonicalEvent, 'utf8').digest('hex');
+}
+
+/**
+ * Lowercase hex SHA-256 of a string's UTF-8 bytes, e.g. to fingerprint a request body for an
+ * idempotency key.
+ *
+ * @example
+ * ```ts
+ * const requestHash = sha256Hex(canonicalJson(body));
+ * ```
+ */
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}

@@ -1,0 +1,18 @@
+// Listed statically rather than read from the folder, so the list survives bundling and needs no
+// TypeScript loader at run time. Kysely orders migrations by name; names never change once released.
+import type { Migration } from 'kysely';
+import * as coreTables from './0001-core-tables.ts';
+import * as auditGuards from './0002-audit-guards.ts';
+
+/**
+ * Every migration of the store, by name.
+ *
+ * @example
+ * ```ts
+ * const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } });
+ * ```
+ */
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001-core-tables': coreTables,
+  '0002-audit-guards': auditGuards,
+});

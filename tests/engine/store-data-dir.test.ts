@@ -1,0 +1,39 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../engine/store/index.ts';
+import { backend } from './support.ts';
+
+// `npm start` without DATABASE_URL keeps its data in a directory; this is the embedded database's
+// own behaviour, so the Postgres run has nothing to add and says so.
+describe('embedded database in a data directory', () => {
+  it.skipIf(backend === 'postgres')(
+    backend === 'postgres'
+      ? '(PGlite only: dataDir is the embedded database) keeps rows across a restart and does not migrate twice'
+      : 'keeps rows across a restart and does not migrate twice',
+    async () => {
+      const dataDir = join(await mkdtemp(join(tmpdir(), 'wf-store-')), 'nested', 'data');
+      try {
+        const first = await openDatabase({ dataDir, schema: 'wf' });
+        try {
+          expect(first).toMatchObject({ kind: 'pglite', schema: 'wf', migrations: ['0001-core-tables', '0002-audit-guards'] });
+          await first.db.insertInto('org_units').values({ id: 'grid-7', parent_id: null, level: 'grid', name: '第七网格' }).execute();
+        } finally {
+          await first.close();
+        }
+
+        const second = await openDatabase({ dataDir, schema: 'wf' });
+        try {
+          expect(second.migrations).toEqual([]);
+          const units = await second.db.selectFrom('org_units').select(['id', 'name']).execute();
+          expect(units).toEqual([{ id: 'grid-7', name: '第七网格' }]);
+        } finally {
+          await second.close();
+        }
+      } finally {
+        await rm(join(dataDir, '..', '..'), { recursive: true, force: true });
+      }
+    },
+  );
+});
