@@ -318,16 +318,19 @@ export function instantiate(def: CompiledDefinition): Runtime {
     if (ctx.keepDue) return { keepDue: false };
     const env = envFor(ctx, e, { state });
     const due: Record<string, string> = {};
+    const durations: Record<string, Value> = {};
     for (const t of spec.timers) {
       if (t.duration === undefined) continue;
       const d = ev(t.duration, { state })(env);
+      durations[t.key] = d;
       const at = addDuration(env.oracle, env.now, d);
       if (at !== null) due[t.key] = at;
     }
+    // A reminder at p% of a deadline is p% of its duration, so 80% of 2 working days counts in working days too.
     for (const t of spec.timers) {
-      if (t.kind !== 'reminder' || t.of === undefined || t.percent === undefined) continue;
-      const end = due[t.of];
-      if (end !== undefined) due[t.key] = shareOf(env.now, end, t.percent);
+      if (t.kind !== 'reminder' || t.of === undefined || t.percent === undefined || due[t.of] === undefined) continue;
+      const at = addDuration(env.oracle, env.now, scaled(durations[t.of] ?? null, t.percent / 100));
+      if (at !== null) due[t.key] = at;
     }
     let multi: MultiProgress | null = null;
     if (spec.multi !== undefined) {
@@ -378,6 +381,12 @@ export function instantiate(def: CompiledDefinition): Runtime {
   };
 
   return { definition: def, machine, evalWho, failedRequires };
+}
+
+function scaled(d: Value, k: number): Value {
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return null;
+  const dv = d as DurationValue;
+  return { ms: Math.round(dv.ms * k), workdays: dv.workdays * k };
 }
 
 function shareOf(startIso: string, endIso: string, percent: number): string {
