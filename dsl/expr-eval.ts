@@ -15,6 +15,7 @@ import { BUILTIN_NAMES, ORG_PROPERTIES, inferTypes, type ExprScope } from './exp
 import { ask, durationOf, finite, lookupFunction, shiftDateTime, zoneOf, type FnContext, type Oracle } from './functions.ts';
 import { DEFAULT_UTC_OFFSET_MINUTES, addDurationMonToFri, approxMs, isWeekdayMonToFri, parseDateTime } from './time.ts';
 
+/** Re-exported so the engine imports the oracle from where it is used. @example import type { Oracle } from './expr-eval.ts'; */
 export type { Oracle } from './functions.ts';
 
 /**

@@ -39,7 +39,10 @@ export interface Oracle {
   readonly utcOffsetMinutes?: number;
 }
 
-/** What an implementation may use besides its arguments. */
+/**
+ * What an implementation may use besides its arguments.
+ * @example FUNCTIONS['is_workday']?.impl(['2024-05-04T02:00:00.000Z'], { oracle }) // false
+ */
 export interface FnContext {
   readonly oracle: Oracle;
 }
@@ -47,6 +50,7 @@ export interface FnContext {
 /**
  * A parameter or result in a signature: a fixed type, the item type `T` of a generic function,
  * a list of `T`, or any type at all.
+ * @example const listOfT: TypePattern = { kind: 'listOfVar' };
  */
 export type TypePattern =
   | { readonly kind: 'type'; readonly type: Type }
@@ -54,13 +58,20 @@ export type TypePattern =
   | { readonly kind: 'listOfVar' }
   | { readonly kind: 'any' };
 
-/** One way to call a function. The last `optional` parameters may be left out. */
+/**
+ * One way to call a function. The last `optional` parameters may be left out.
+ * @example const roundSig: Overload = { params: [NUMBER, NUMBER], optional: 1, result: NUMBER };
+ */
 export interface Overload {
   readonly params: readonly TypePattern[];
   readonly optional?: number;
   readonly result: TypePattern;
 }
 
+/**
+ * A built-in function: its signatures for the checker and its total implementation for the evaluator.
+ * @example FUNCTIONS['len']?.impl([['a', 'b']], { oracle }) // 2
+ */
 export interface BuiltinFunction {
   /** The canonical (English) name; aliases map to the same entry. */
   readonly name: string;
@@ -84,16 +95,25 @@ function isText(v: Value | undefined): v is string {
 function isList(v: Value | undefined): v is readonly Value[] {
   return Array.isArray(v);
 }
-/** A finite number, or null: the evaluator never hands out NaN or ±Infinity. */
+/**
+ * A finite number, or null: the evaluator never hands out NaN or ±Infinity (or -0, which JSON loses).
+ * @example finite(1 / 0) // null
+ */
 export function finite(n: number): number | null {
   return Number.isFinite(n) ? (Object.is(n, -0) ? 0 : n) : null;
 }
-/** A duration value if both parts are finite, else null. */
+/**
+ * A duration value if both parts are finite, else null.
+ * @example durationOf(3_600_000, 0) // { ms: 3_600_000, workdays: 0 }
+ */
 export function durationOf(ms: number, workdays: number): DurationValue | null {
   return Number.isFinite(ms) && Number.isFinite(workdays) ? { ms: ms + 0, workdays: workdays + 0 } : null;
 }
 
-/** The oracle's zone, or UTC+8 when it names none or names nonsense. */
+/**
+ * The oracle's zone, or UTC+8 when it names none or names nonsense.
+ * @example zoneOf(simpleOracle({}, {}, 0)) // 0
+ */
 export function zoneOf(oracle: Oracle): number {
   try {
     const z = oracle.utcOffsetMinutes;
@@ -103,7 +123,10 @@ export function zoneOf(oracle: Oracle): number {
   }
 }
 
-/** Calls the oracle, turning a throw or a wrong-typed answer into null. */
+/**
+ * Calls the oracle, turning a throw or a wrong-typed answer into null.
+ * @example ask(() => oracle.parentOf('网格1'), (v): v is string | null => v === null || typeof v === 'string')
+ */
 export function ask<R>(f: () => unknown, accept: (v: unknown) => v is R): R | null {
   try {
     const v = f();

@@ -10,11 +10,17 @@
 import type { DurationValue } from './types.ts';
 import { DURATION_UNITS } from './types.ts';
 
-/** UTC+8, the zone of the seed deployments; used when nothing else names a zone. */
+/**
+ * UTC+8, the zone of the seed deployments; used when nothing else names a zone.
+ * @example parseDateTime('2024-05-01', DEFAULT_UTC_OFFSET_MINUTES)
+ */
 export const DEFAULT_UTC_OFFSET_MINUTES = 480;
 
+/** Clock units in milliseconds. @example 2 * HOUR_MS // 7_200_000 */
 export const MINUTE_MS = 60_000;
+/** @example 2 * HOUR_MS // 7_200_000 */
 export const HOUR_MS = 3_600_000;
+/** A calendar day of 24 hours, not a working day. @example 3 * DAY_MS */
 export const DAY_MS = 86_400_000;
 
 /** `Date` covers ±100,000,000 days around 1970 (ECMA-262 §21.4.1.1). */
@@ -87,6 +93,10 @@ export function normalizeDateTime(text: string, offsetMinutes: number = DEFAULT_
   return ms === null ? null : formatIso(ms);
 }
 
+/**
+ * The wall-clock reading of an instant in some zone.
+ * @example localParts(Date.parse('2024-05-03T07:00:00Z')) // { year: 2024, month: 5, day: 3, hour: 15, minute: 0, weekday: 5 }
+ */
 export interface LocalParts {
   readonly year: number;
   /** 1–12 */

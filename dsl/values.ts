@@ -9,15 +9,26 @@ import { isDurationValue, showType } from './types.ts';
 import { DEFAULT_UTC_OFFSET_MINUTES, normalizeDateTime, parseDateTime, parseDuration } from './time.ts';
 import { didYouMean } from './suggest.ts';
 
+/**
+ * What kind of problem a field has; stable, so a client may switch on it.
+ * @example const code: FieldErrorCode = 'pattern';
+ */
 export type FieldErrorCode = 'required' | 'type' | 'pattern' | 'range' | 'length' | 'enum' | 'unknown_field';
 
-/** One problem with one field; `path` is `电话`, `评价.满意度` or `标签[2]` ('' for the whole input). */
+/**
+ * One problem with one field; `path` is `电话`, `评价.满意度` or `标签[2]` ('' for the whole input).
+ * @example { path: '电话', code: 'pattern', message: '"电话" must match the pattern ^1[0-9]{10}$; got the text "123".' }
+ */
 export interface FieldError {
   readonly path: string;
   readonly code: FieldErrorCode;
   readonly message: string;
 }
 
+/**
+ * A normalized value and the problems found on the way.
+ * @example const { value, errors } = validateValue(field, input, '电话');
+ */
 export interface Validated<V> {
   /** The normalized value; a field with an error holds null. */
   readonly value: V;
@@ -82,7 +93,7 @@ function isPlainObject(v: unknown): v is Readonly<Record<string, unknown>> {
 
 function jsonValue(v: unknown, depth: number): Value | undefined {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? v + 0 : undefined;
   if (depth > MAX_DEPTH || typeof v !== 'object') return undefined;
   if (Array.isArray(v)) {
     const out: Value[] = [];
@@ -141,7 +152,7 @@ const asInstant = (b: number | string): number | null => (typeof b === 'string' 
 
 function durationInput(v: unknown): Value | null {
   if (typeof v === 'string') return parseDuration(v);
-  if (isDurationValue(v) && Object.keys(v).length === 2) return { ms: v.ms, workdays: v.workdays };
+  if (isDurationValue(v) && Object.keys(v).length === 2) return { ms: v.ms + 0, workdays: v.workdays + 0 };
   return null;
 }
 
@@ -158,7 +169,8 @@ function checkValue(type: Type, c: FieldConstraints, v: unknown, path: string, o
     }
     case 'number':
       if (typeof v !== 'number' || !Number.isFinite(v)) return wrong();
-      return checkRange(v, String(v), c, path, asNumber, out) ? v : null;
+      // -0 would not survive a JSON round trip; store what the database will give back.
+      return checkRange(v, String(v), c, path, asNumber, out) ? v + 0 : null;
     case 'boolean':
       return typeof v === 'boolean' ? v : wrong();
     case 'datetime': {

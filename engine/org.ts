@@ -52,6 +52,10 @@ export class MemoryOrg implements OrgView {
   allUnits(): readonly OrgUnit[] {
     return [...this.units.values()];
   }
+
+  allActors(): readonly string[] {
+    return [...this.grants.keys()];
+  }
 }
 
 /** The unit and its ancestors, nearest first. Stops on a cycle rather than looping. */
