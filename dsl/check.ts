@@ -409,6 +409,9 @@ class Checker {
   // ---- the closed-loop proof -------------------------------------------------------------
 
   private checkFlow(start: string): void {
+    // A target to an unknown state is already an error; guessing where it was meant to go would
+    // only add traps and unreachable states that are the same mistake again.
+    const unresolved = new Set([...this.states.values()].filter((s) => targetsOf(s).some((t) => !this.states.has(t))).map((s) => s.name.text));
     const edges = new Map<string, Set<string>>();
     for (const s of this.states.values()) edges.set(s.name.text, new Set(targetsOf(s).filter((t) => this.states.has(t))));
 
@@ -432,14 +435,17 @@ class Checker {
     for (const s of this.states.values()) {
       const name = s.name.text;
       if (!reachable.has(name)) {
+        if (unresolved.size > 0) continue;
         this.err('WF0401', s.name.span, `No case can ever reach "${name}".`, 'Add a target `-> ' + name + '` from another state, or remove this state.');
         continue;
       }
       if (s.final) continue;
       const out = [...(edges.get(name) ?? [])].filter((t) => t !== name);
-      if (out.length === 0) {
+      if (unresolved.has(name)) {
+        // Skip the trap and finish checks: the unknown target may be the way out.
+      } else if (out.length === 0) {
         this.err('WF0402', s.name.span, `A case in "${name}" can never leave it: no event or timer leads to another state.`, 'Add `on 事件 by 角色 -> 下一状态` or `after 2 workdays -> 下一状态`.');
-      } else if (finals.length > 0 && !canFinish.has(name)) {
+      } else if (finals.length > 0 && !canFinish.has(name) && unresolved.size === 0) {
         this.err('WF0403', s.name.span, `From "${name}" no final state can be reached; cases would circle forever.`, `Add a way from one of these states to a final state: ${[...reachable].filter((r) => !canFinish.has(r)).join(', ')}.`);
       }
       const waitsOnPeople = s.clauses.some((c) => c.kind === 'on' || c.kind === 'each');
