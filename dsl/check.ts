@@ -60,7 +60,10 @@ const BUILTIN_NAMES = new Set(['actor', 'submitter', 'unit', 'now', 'case']);
 export function checkSource(source: string, file: string, options: CheckOptions = {}): CheckResult & { readonly document: A.Document } {
   const parsed = parse(source, file);
   const checked = check(parsed.document, options);
-  return { document: parsed.document, model: checked.model, diagnostics: sortDiagnostics([...parsed.diagnostics, ...checked.diagnostics]) } as CheckResult & { readonly document: A.Document };
+  const diagnostics = sortDiagnostics([...parsed.diagnostics, ...checked.diagnostics]);
+  // A draft with syntax errors has no model, even when recovery left a tree the checker accepts.
+  const ok = checked.model !== undefined && !diagnostics.some((d) => d.severity === 'error');
+  return ok ? { document: parsed.document, model: checked.model, diagnostics } : { document: parsed.document, diagnostics };
 }
 
 /** Checks a parsed document. Never throws; a failure inside the checker is reported as WF0901. */

@@ -167,9 +167,9 @@ export class WorkflowParser extends CstParser {
       {
         ALT: () => {
           this.OR2([{ ALT: () => this.CONSUME(K.range) }, { ALT: () => this.CONSUME(K.length) }]);
-          this.SUBRULE(this.additive);
+          this.SUBRULE(this.operand);
           this.CONSUME(DotDot);
-          this.SUBRULE2(this.additive);
+          this.SUBRULE2(this.operand);
         },
       },
     ]);
@@ -296,7 +296,7 @@ export class WorkflowParser extends CstParser {
         ALT: () => {
           this.CONSUME(K.at);
           this.CONSUME(K.least);
-          this.SUBRULE2(this.additive);
+          this.SUBRULE2(this.operand);
         },
       },
     ]);
@@ -490,7 +490,7 @@ export class WorkflowParser extends CstParser {
   public expression = this.RULE('expression', () => {
     this.OR([
       { ALT: () => this.SUBRULE(this.conditional) },
-      { ALT: () => this.SUBRULE(this.orExpr) },
+      { ALT: () => this.SUBRULE(this.binaryChain) },
     ]);
   });
 
@@ -503,38 +503,18 @@ export class WorkflowParser extends CstParser {
     this.SUBRULE3(this.expression);
   });
 
-  private orExpr = this.RULE('orExpr', () => {
-    this.SUBRULE(this.andExpr);
+  /**
+   * Operands and binary operators as a flat list; `to-ast.ts` applies precedence. A flat rule keeps
+   * the tree shallow: one node per operand instead of one per precedence level.
+   */
+  private binaryChain = this.RULE('binaryChain', () => {
+    this.SUBRULE(this.operand);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(K.or) }, { ALT: () => this.CONSUME(OrOp) }]);
-      this.SUBRULE2(this.andExpr);
-    });
-  });
-
-  private andExpr = this.RULE('andExpr', () => {
-    this.SUBRULE(this.notExpr);
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(K.and) }, { ALT: () => this.CONSUME(AndOp) }]);
-      this.SUBRULE2(this.notExpr);
-    });
-  });
-
-  private notExpr = this.RULE('notExpr', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.OR2([{ ALT: () => this.CONSUME(K.not) }, { ALT: () => this.CONSUME(NotOp) }]);
-          this.SUBRULE(this.notExpr);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.comparison) },
-    ]);
-  });
-
-  private comparison = this.RULE('comparison', () => {
-    this.SUBRULE(this.coalesce);
-    this.OPTION(() => {
       this.OR([
+        { ALT: () => this.CONSUME(K.or) },
+        { ALT: () => this.CONSUME(OrOp) },
+        { ALT: () => this.CONSUME(K.and) },
+        { ALT: () => this.CONSUME(AndOp) },
         { ALT: () => this.CONSUME(Eq) },
         { ALT: () => this.CONSUME(Neq) },
         { ALT: () => this.CONSUME(Le) },
@@ -542,49 +522,27 @@ export class WorkflowParser extends CstParser {
         { ALT: () => this.CONSUME(Lt) },
         { ALT: () => this.CONSUME(Gt) },
         { ALT: () => this.CONSUME(K.in) },
-      ]);
-      this.SUBRULE2(this.coalesce);
-    });
-  });
-
-  private coalesce = this.RULE('coalesce', () => {
-    this.SUBRULE(this.additive);
-    this.MANY(() => {
-      this.CONSUME(Coalesce);
-      this.SUBRULE2(this.additive);
-    });
-  });
-
-  private additive = this.RULE('additive', () => {
-    this.SUBRULE(this.multiplicative);
-    this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(Plus) }, { ALT: () => this.CONSUME(Minus) }]);
-      this.SUBRULE2(this.multiplicative);
-    });
-  });
-
-  private multiplicative = this.RULE('multiplicative', () => {
-    this.SUBRULE(this.unary);
-    this.MANY(() => {
-      this.OR([
+        { ALT: () => this.CONSUME(Coalesce) },
+        { ALT: () => this.CONSUME(Plus) },
+        { ALT: () => this.CONSUME(Minus) },
         { ALT: () => this.CONSUME(Star) },
         { ALT: () => this.CONSUME(Slash) },
         { ALT: () => this.CONSUME(Percent) },
       ]);
-      this.SUBRULE2(this.unary);
+      this.SUBRULE2(this.operand);
     });
   });
 
-  private unary = this.RULE('unary', () => {
-    this.OR([
-      {
-        ALT: () => {
-          this.CONSUME(Minus);
-          this.SUBRULE(this.unary);
-        },
-      },
-      { ALT: () => this.SUBRULE(this.postfix) },
-    ]);
+  /** A value with its prefix operators: `not`, `!`, `-`. */
+  private operand = this.RULE('operand', () => {
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => this.CONSUME(K.not) },
+        { ALT: () => this.CONSUME(NotOp) },
+        { ALT: () => this.CONSUME(Minus) },
+      ]);
+    });
+    this.SUBRULE(this.postfix);
   });
 
   private postfix = this.RULE('postfix', () => {

@@ -69,6 +69,16 @@ export class AstBuilder {
   }
 
   private span(n: CstNode | IToken | undefined): A.Span {
+    // chevrotain tracks each node's extent; only a node that recovery touched needs its tokens walked.
+    const loc = n !== undefined && !isToken(n) ? n.location : undefined;
+    if (loc !== undefined && Number.isFinite(loc.startOffset) && Number.isFinite(loc.endOffset) && n !== undefined && !isToken(n) && n.recoveredNode !== true) {
+      const s = {
+        start: { line: loc.startLine ?? 1, col: loc.startColumn ?? 1, offset: loc.startOffset },
+        end: { line: loc.endLine ?? 1, col: (loc.endColumn ?? 0) + 1, offset: (loc.endOffset ?? loc.startOffset) + 1 },
+      };
+      this.lastPos = s.end;
+      return s;
+    }
     const ts = tokensOf(n).sort((a, b) => a.startOffset - b.startOffset);
     const first = ts[0];
     const last = ts[ts.length - 1];
@@ -175,8 +185,8 @@ export class AstBuilder {
     if (this.tok(n, 'K_matches') !== undefined) {
       return { kind: 'matches', pattern: this.str(this.tok(n, 'StringLiteral')) ?? { kind: 'str', value: '', span }, span };
     }
-    const min = this.expr(this.sub(n, 'additive', 0));
-    const max = this.expr(this.sub(n, 'additive', 1));
+    const min = this.expr(this.sub(n, 'operand', 0));
+    const max = this.expr(this.sub(n, 'operand', 1));
     return { kind: this.tok(n, 'K_length') !== undefined ? 'length' : 'range', min, max, span };
   }
 
@@ -266,7 +276,7 @@ export class AstBuilder {
     const cut = timeoutTok === undefined ? Infinity : timeoutTok.startOffset;
     const join: A.JoinRule = this.tok(n, 'K_all') !== undefined ? { kind: 'all', span: this.spanOfTokens(this.tok(n, 'K_all')) }
       : this.tok(n, 'K_any') !== undefined ? { kind: 'any', span: this.spanOfTokens(this.tok(n, 'K_any')) }
-        : { kind: 'atLeast', count: this.expr(this.sub(n, 'additive')), span: this.spanOfTokens(this.tok(n, 'K_at'), this.tok(n, 'K_least')) };
+        : { kind: 'atLeast', count: this.expr(this.sub(n, 'operand')), span: this.spanOfTokens(this.tok(n, 'K_at'), this.tok(n, 'K_least')) };
     const exprs = this.subs(n, 'expression');
     const withinTok = this.tok(n, 'K_within');
     const base: A.EachClause = {
@@ -390,55 +400,72 @@ export class AstBuilder {
     return v;
   }
 
-  /** Folds `a op b op c` left to right, taking operators in source order. */
-  private fold(n: CstNode, operandKey: string, opKeys: Record<string, A.BinaryOp>): A.Expr {
-    const operands = this.subs(n, operandKey);
-    const ops = Object.entries(opKeys)
+  /**
+   * Precedence climbing over a flat `binaryChain` (or a lone `operand`). Loosest first: `or`, `and`,
+   * `not`, comparisons and `in`, `??`, `+ -`, `* / %`, unary `-`. Binary operators group to the left.
+   */
+  private chain(n: CstNode): A.Expr {
+    const operandNodes = n.name === 'operand' ? [n] : this.subs(n, 'operand');
+    const ops = n.name === 'operand' ? [] : Object.entries(BINARY_TOKENS)
       .flatMap(([key, op]) => this.toks(n, key).map((t) => ({ t, op })))
       .sort((a, b) => a.t.startOffset - b.t.startOffset);
-    let acc = this.expr(operands[0]);
-    for (let i = 1; i < operands.length; i++) {
-      const right = this.expr(operands[i]);
-      const op = ops[i - 1]?.op ?? '+';
-      acc = { kind: 'binary', op, left: acc, right, span: { start: acc.span.start, end: right.span.end } };
+    if (operandNodes.length === 1 && ops.length === 0) {
+      const only = operandNodes[0] as CstNode;
+      if (this.kids(only)['K_not'] === undefined && this.kids(only)['NotOp'] === undefined && this.kids(only)['Minus'] === undefined) {
+        return this.expr(this.sub(only, 'postfix'));
+      }
     }
-    return acc;
+    // The stream: each operand's prefix operators, then its value; binary operators between.
+    type Item = { kind: 'prefix'; op: A.UnaryOp; t: IToken } | { kind: 'value'; e: A.Expr } | { kind: 'op'; op: A.BinaryOp };
+    const items: Item[] = [];
+    operandNodes.forEach((o, i) => {
+      const prefixes = [...this.toks(o, 'K_not'), ...this.toks(o, 'NotOp'), ...this.toks(o, 'Minus')].sort((a, b) => a.startOffset - b.startOffset);
+      for (const t of prefixes) items.push({ kind: 'prefix', op: t.image === '-' ? '-' : 'not', t });
+      items.push({ kind: 'value', e: this.expr(this.sub(o, 'postfix')) });
+      const op = ops[i];
+      if (op !== undefined && i < operandNodes.length - 1) items.push({ kind: 'op', op: op.op });
+    });
+    let at = 0;
+    const parse = (minPrec: number): A.Expr => {
+      const item = items[at++];
+      let left: A.Expr;
+      if (item === undefined) left = { kind: 'error', span: { start: this.lastPos, end: this.lastPos } };
+      else if (item.kind === 'prefix') {
+        const operand = parse(item.op === 'not' ? NOT_PREC : UNARY_PREC);
+        left = { kind: 'unary', op: item.op, operand, span: { start: this.spanOfTokens(item.t).start, end: operand.span.end } };
+      } else if (item.kind === 'value') left = item.e;
+      else left = { kind: 'error', span: { start: this.lastPos, end: this.lastPos } };
+      for (;;) {
+        const next = items[at];
+        if (next?.kind !== 'op' || PRECEDENCE[next.op] < minPrec) return left;
+        at++;
+        const right = parse(PRECEDENCE[next.op] + 1);
+        left = { kind: 'binary', op: next.op, left, right, span: { start: left.span.start, end: right.span.end } };
+      }
+    };
+    return parse(0);
   }
 
   expr(n: CstNode | undefined): A.Expr {
     if (n === undefined) return { kind: 'error', span: { start: this.lastPos, end: this.lastPos } };
-    const span = this.span(n);
     const only = (key: string): CstNode | undefined => this.sub(n, key);
     switch (n.name) {
-      case 'expression': return this.expr(only('conditional') ?? only('orExpr'));
+      case 'expression': return this.expr(only('conditional') ?? only('binaryChain'));
       case 'conditional': {
         const es = this.subs(n, 'expression');
-        return { kind: 'if', test: this.expr(es[0]), then: this.expr(es[1]), else: this.expr(es[2]), span };
+        return { kind: 'if', test: this.expr(es[0]), then: this.expr(es[1]), else: this.expr(es[2]), span: this.span(n) };
       }
-      case 'orExpr': return this.fold(n, 'andExpr', { K_or: 'or', OrOp: 'or' });
-      case 'andExpr': return this.fold(n, 'notExpr', { K_and: 'and', AndOp: 'and' });
-      case 'notExpr': {
-        const inner = only('notExpr');
-        if (inner !== undefined) return { kind: 'unary', op: 'not', operand: this.expr(inner), span };
-        return this.expr(only('comparison'));
-      }
-      case 'comparison': return this.fold(n, 'coalesce', { Eq: '==', Neq: '!=', Le: '<=', Ge: '>=', Lt: '<', Gt: '>', K_in: 'in' });
-      case 'coalesce': return this.fold(n, 'additive', { Coalesce: '??' });
-      case 'additive': return this.fold(n, 'multiplicative', { Plus: '+', Minus: '-' });
-      case 'multiplicative': return this.fold(n, 'unary', { Star: '*', Slash: '/', Percent: '%' });
-      case 'unary': {
-        const inner = only('unary');
-        if (inner !== undefined) return { kind: 'unary', op: '-', operand: this.expr(inner), span };
-        return this.expr(only('postfix'));
-      }
+      case 'binaryChain': return this.chain(n);
+      case 'operand': return this.chain(n);
       case 'postfix': return this.postfix(n);
       case 'primary': return this.primary(n);
-      default: return { kind: 'error', span };
+      default: return { kind: 'error', span: this.span(n) };
     }
   }
 
   private postfix(n: CstNode): A.Expr {
     let acc = this.expr(this.sub(n, 'primary'));
+    if (this.kids(n)['Dot'] === undefined && this.kids(n)['LBracket'] === undefined) return acc;
     // Member and index accesses interleave; order them by source position.
     const steps = [
       ...this.toks(n, 'Identifier').map((t) => ({ at: t.startOffset, member: t, index: undefined as CstNode | undefined })),
@@ -486,6 +513,21 @@ export class AstBuilder {
 }
 
 const OPS = { Eq: '==', Neq: '!=', Le: '<=', Ge: '>=', Lt: '<', Gt: '>' } as const;
+
+const BINARY_TOKENS: Record<string, A.BinaryOp> = {
+  K_or: 'or', OrOp: 'or', K_and: 'and', AndOp: 'and',
+  Eq: '==', Neq: '!=', Le: '<=', Ge: '>=', Lt: '<', Gt: '>', K_in: 'in',
+  Coalesce: '??', Plus: '+', Minus: '-', Star: '*', Slash: '/', Percent: '%',
+};
+
+const PRECEDENCE: Record<A.BinaryOp, number> = {
+  or: 1, and: 2,
+  '==': 4, '!=': 4, '<': 4, '<=': 4, '>': 4, '>=': 4, in: 4,
+  '??': 5, '+': 6, '-': 6, '*': 7, '/': 7, '%': 7,
+};
+/** `not` binds looser than comparisons (`not a == b` is `not (a == b)`), tighter than `and`. */
+const NOT_PREC = 3;
+const UNARY_PREC = 8;
 
 /** Words after `by` that name one person rather than a role. */
 export const PERSON_WORDS: ReadonlySet<string> = new Set(['submitter', '提交人', 'actor']);

@@ -19,10 +19,25 @@ function sticky(source: string): CustomPatternMatcherFunc {
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\u00a0\u3000\ufeff]+/, group: Lexer.SKIPPED });
 export const Comment = createToken({ name: 'Comment', pattern: /(?:--|\/\/)[^\n]*/, group: Lexer.SKIPPED });
 
+/**
+ * Every UTF-16 unit an identifier can start with: BMP letters, `_`, and high surrogates (the first
+ * half of a letter outside the BMP, such as CJK Extension B). Handing these to chevrotain keeps its
+ * first-character dispatch on, which a custom matcher otherwise turns off for the whole lexer.
+ */
+function identifierStarts(): number[] {
+  const starts: number[] = [];
+  const letter = /[\p{L}_]/u;
+  for (let c = 0; c <= 0xffff; c++) {
+    if ((c >= 0xd800 && c <= 0xdbff) || letter.test(String.fromCharCode(c))) starts.push(c);
+  }
+  return starts;
+}
+
 export const Identifier = createToken({
   name: 'Identifier',
   pattern: sticky('[\\p{L}_][\\p{L}\\p{N}\\p{M}_]*'),
   line_breaks: false,
+  start_chars_hint: identifierStarts(),
 });
 
 /** Category shared by terminated and unterminated strings, so the parser goes on after the latter. */
