@@ -3,16 +3,23 @@
  * generated 1,000-state workflow: parse + check + compile, and building the XState machine.
  * Touches no database. With --json the last line is one JSON object of the figures.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { fileLoader } from '../cli/main.ts';
 import { checkSource } from '../dsl/check.ts';
 import { compile } from '../dsl/compile.ts';
 import { instantiate } from '../dsl/runtime.ts';
 
 const json = process.argv.includes('--json');
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+/** The project root: the nearest folder above this file that has `workflows/` (this runs from dist/ too). */
+function projectRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'workflows')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+const root = projectRoot();
 
 /** A chain of `n` states, each with an event, a conditional target, a timer and a reminder. */
 export function generateWorkflow(n: number): string {
@@ -42,7 +49,7 @@ function measure(source: string, file: string, runs: number): { compileMs: numbe
   const compileTimes: number[] = [];
   const machineTimes: number[] = [];
   let states = 0;
-  for (let i = 0; i < runs; i++) {
+  for (let i = -2; i < runs; i++) {
     const t0 = performance.now();
     const r = checkSource(source, file, { load: fileLoader });
     if (r.model === undefined) throw new Error(`${file} does not compile: ${r.diagnostics.map((d) => `${d.span.start.line}:${d.span.start.col} ${d.code} ${d.message}`).join('; ')}`);
@@ -50,6 +57,7 @@ function measure(source: string, file: string, runs: number): { compileMs: numbe
     const t1 = performance.now();
     instantiate(def);
     const t2 = performance.now();
+    if (i < 0) continue; // warm-up runs, so the figures are of compiled code, not of the JIT starting
     compileTimes.push(t1 - t0);
     machineTimes.push(t2 - t1);
     states = Object.keys(def.states).length;

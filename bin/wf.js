@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `wf` command: loads the TypeScript sources through tsx so no build step is needed.
+// The `wf` command: loads the TypeScript sources through tsx, so it never runs a stale build.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -41,6 +41,8 @@ export interface Model {
   readonly states: ReadonlyMap<string, A.StateDecl>;
   /** Payload field types of each `on` clause, keyed by the clause node. */
   readonly payloads: ReadonlyMap<A.OnClause, Readonly<Record<string, FieldType>>>;
+  /** `by`/`notify` names that are not roles but payload fields holding a person. */
+  readonly persons: ReadonlySet<A.RoleWho>;
 }
 
 export interface CheckResult {
@@ -85,6 +87,7 @@ class Checker {
   private readonly tables = new Map<string, ModelTable>();
   private readonly states = new Map<string, A.StateDecl>();
   private readonly payloads = new Map<A.OnClause, Record<string, FieldType>>();
+  private readonly persons = new Set<A.RoleWho>();
   private caseFields: Record<string, FieldType> = {};
 
   constructor(private readonly doc: A.Document, private readonly options: CheckOptions, private readonly importChain: readonly string[]) {}
@@ -166,6 +169,7 @@ class Checker {
       start,
       states: this.states,
       payloads: this.payloads,
+      persons: this.persons,
     };
   }
 
@@ -226,6 +230,8 @@ class Checker {
   }
 
   private expect(e: A.Expr, scope: ExprScope, want: Type['kind'], code: Parameters<typeof diag>[0], what: string, hint: string): void {
+    // An org unit or a person may be named by its id in quotes: `reassign to "县民政局"`.
+    if (e.kind === 'string' && (want === 'org' || want === 'actor') && e.value !== '') return;
     const t = checkExpr(e, scope, this.out);
     if (t.kind === 'unknown' || t.kind === 'null' || t.kind === want) return;
     this.err(code, e.span, `${what} must be ${want === 'boolean' ? 'a yes/no condition' : `a ${want}`}, but this is ${showType(t)}.`, hint);
@@ -245,6 +251,12 @@ class Checker {
     switch (w.kind) {
       case 'anyone': return;
       case 'role': {
+        const asPerson = w.of === undefined && !this.roles.has(w.role.text) ? (scope.locals?.[w.role.text] ?? scope.payload?.[w.role.text]?.type) : undefined;
+        if (asPerson?.kind === 'actor') {
+          // `notify 党员 "…"` where 党员 is a payload field of type actor names that person.
+          this.persons.add(w);
+          return;
+        }
         if (!this.roles.has(w.role.text)) {
           const known = [...this.roles.keys()];
           this.err('WF0203', w.role.span, `Unknown role "${w.role.text}".`, known.length > 0 ? `Declare it in \`roles\`, or use one of: ${known.join(', ')}.` : `Declare it with \`roles ${w.role.text}\`.`);
@@ -383,7 +395,8 @@ class Checker {
       return;
     }
     const field = this.caseFields[t.property.text];
-    const valueType = checkExpr(a.value, scope, this.out);
+    const literalId = a.value.kind === 'string' && (field?.type.kind === 'org' || field?.type.kind === 'actor');
+    const valueType = literalId ? field.type : checkExpr(a.value, scope, this.out);
     if (field === undefined) {
       const known = Object.keys(this.caseFields);
       this.err('WF0205', t.property.span, `The case has no field "${t.property.text}".`, known.length > 0 ? `Add it to \`case { … }\`, or use one of: ${known.join(', ')}.` : 'Declare it in `case { … }`.');

@@ -130,9 +130,11 @@ export function compile(model: Model): CompiledDefinition {
   return new Compiler(model).run();
 }
 
-function whoSpec(w: A.Who): WhoSpec {
+function whoSpec(w: A.Who, persons: ReadonlySet<A.RoleWho>): WhoSpec {
   switch (w.kind) {
-    case 'role': return w.of === undefined ? { kind: 'role', role: w.role.text } : { kind: 'role', role: w.role.text, of: w.of };
+    case 'role':
+      if (persons.has(w)) return { kind: 'person', expr: { kind: 'ref', name: w.role, span: w.span } };
+      return w.of === undefined ? { kind: 'role', role: w.role.text } : { kind: 'role', role: w.role.text, of: w.of };
     case 'person': return { kind: 'person', expr: w.expr };
     case 'anyone': return { kind: 'anyone' };
   }
@@ -177,7 +179,7 @@ class Compiler {
       ...(m.label === undefined ? {} : { label: m.label }),
       roles,
       caseFields: m.caseFields,
-      start: { state: m.start.state.text, who: m.start.who.map(whoSpec) },
+      start: { state: m.start.state.text, who: m.start.who.map((w) => whoSpec(w, m.persons)) },
       states,
       tables,
       machine: { id: m.name, initial: m.start.state.text, states: configs },
@@ -271,7 +273,7 @@ class Compiler {
   private eventSpec(c: A.OnClause): EventSpec {
     return {
       ...(c.label === undefined ? {} : { label: c.label.value }),
-      who: c.who.map(whoSpec),
+      who: c.who.map((w) => whoSpec(w, this.model.persons)),
       payload: this.model.payloads.get(c) ?? {},
       requires: c.requires.map((r) => (r.message === undefined ? { test: r.test } : { test: r.test, message: r.message.value })),
     };
@@ -310,7 +312,7 @@ class Compiler {
           const field = a.target.kind === 'member' ? a.target.property.text : '';
           return this.action({ kind: 'set', scope, field, value: a.value });
         }
-        case 'notify': return this.action({ kind: 'notify', scope, who: whoSpec(a.who), message: a.message.value, reason });
+        case 'notify': return this.action({ kind: 'notify', scope, who: whoSpec(a.who, this.model.persons), message: a.message.value, reason });
         case 'credit': return this.action(a.reason === undefined
           ? { kind: 'credit', scope, amount: a.amount, unit: a.unit, to: a.to }
           : { kind: 'credit', scope, amount: a.amount, unit: a.unit, to: a.to, reason: a.reason.value });

@@ -332,13 +332,11 @@ export function instantiate(def: CompiledDefinition): Runtime {
       const at = addDuration(env.oracle, env.now, scaled(durations[t.of] ?? null, t.percent / 100));
       if (at !== null) due[t.key] = at;
     }
-    let multi: MultiProgress | null = null;
-    if (spec.multi !== undefined) {
-      const items = ev(spec.multi.items, { state })(env);
-      const units = Array.isArray(items) ? [...new Set(items.filter((u): u is string => typeof u === 'string'))] : [];
-      multi = { state, items: units, done: {}, missed: [] };
-    }
-    return { due, multi };
+    // The last multi-unit step's record (who reported, who missed it) stays until another such step begins.
+    if (spec.multi === undefined) return { due };
+    const items = ev(spec.multi.items, { state })(env);
+    const units = Array.isArray(items) ? [...new Set(items.filter((u): u is string => typeof u === 'string'))] : [];
+    return { due, multi: { state, items: units, done: {}, missed: [] } };
   }
 
   const delays: Record<string, (a: { context: CaseContext; event: unknown }) => number> = {};

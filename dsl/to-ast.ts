@@ -406,9 +406,14 @@ export class AstBuilder {
    */
   private chain(n: CstNode): A.Expr {
     const operandNodes = n.name === 'operand' ? [n] : this.subs(n, 'operand');
-    const ops = n.name === 'operand' ? [] : Object.entries(BINARY_TOKENS)
-      .flatMap(([key, op]) => this.toks(n, key).map((t) => ({ t, op })))
-      .sort((a, b) => a.t.startOffset - b.t.startOffset);
+    const ops: { t: IToken; op: A.BinaryOp }[] = [];
+    if (n.name !== 'operand') {
+      for (const key of Object.keys(n.children)) {
+        const op = BINARY_TOKENS[key];
+        if (op !== undefined) for (const t of this.toks(n, key)) ops.push({ t, op });
+      }
+      if (ops.length > 1) ops.sort((a, b) => a.t.startOffset - b.t.startOffset);
+    }
     if (operandNodes.length === 1 && ops.length === 0) {
       const only = operandNodes[0] as CstNode;
       if (this.kids(only)['K_not'] === undefined && this.kids(only)['NotOp'] === undefined && this.kids(only)['Minus'] === undefined) {

@@ -45,7 +45,7 @@ export function authorize(
   ctx: CaseContext,
   event: CaseEvent,
   org: OrgView,
-  multi?: { readonly pending: readonly string[]; readonly variable: string },
+  multi?: { readonly pending: readonly string[]; readonly variable: string; readonly done?: readonly string[] },
 ): Authorization {
   const actor = event.actor ?? null;
   const allowed: AllowedSender[] = [];
@@ -71,6 +71,13 @@ export function authorize(
           for (const u of candidates) {
             const unit = rt.evalWho(w, state, ctx, { ...event, instance: u });
             if (typeof unit === 'string' && holdsIn(w.role, unit)) return { role: w.role, unit, instance: u, clause: 'role' };
+          }
+          // Acting again for a unit that has already acted is a state problem, not a permissions one.
+          for (const u of multi.done ?? []) {
+            const unit = rt.evalWho(w, state, ctx, { ...event, instance: u });
+            if (typeof unit === 'string' && holdsIn(w.role, unit) && (event.instance === undefined || event.instance === null || event.instance === u)) {
+              throw new EngineError('NOT_POSSIBLE', `${u} has already sent "${event.type}" in this step.`, { event: event.type, unit: u, pending: multi.pending });
+            }
           }
           for (const u of multi.pending) {
             const unit = rt.evalWho(w, state, ctx, { ...event, instance: u });

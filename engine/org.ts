@@ -89,7 +89,8 @@ function deadlineKey(fromIso: string, d: DurationValue): string {
 
 /**
  * Adds a duration with the calendar: whole working days first (keeping the time of day), then a
- * fraction of a working day as that share of 24 hours, then the clock part.
+ * fraction of a working day as that share of 24 hours (moved on to a working day if it ends on a
+ * day off), then the clock part.
  */
 export function addDurationWith(calendar: Calendar, fromIso: string, d: DurationValue): string {
   const from = Date.parse(fromIso);
@@ -97,7 +98,11 @@ export function addDurationWith(calendar: Calendar, fromIso: string, d: Duration
   const whole = Math.floor(Math.max(0, d.workdays));
   const frac = Math.max(0, d.workdays) - whole;
   let t = whole > 0 ? calendar.addWorkdays(from, whole) : from;
-  t += Math.round(frac * 86_400_000) + d.ms;
+  if (frac > 0) {
+    // Part of a working day must not end on a day off: roll on to the next working day, same time.
+    t = calendar.addWorkdays(t + Math.round(frac * 86_400_000), 0);
+  }
+  t += d.ms;
   return new Date(t).toISOString();
 }
 

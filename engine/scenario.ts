@@ -127,11 +127,16 @@ function durationMs(v: unknown, path: string, calendar: Calendar, fromMs: number
   return base + d.ms - fromMs;
 }
 
-/** Partial deep equality: every key in `want` must match in `got`. */
+const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
+/** Partial deep equality: every key in `want` must match in `got`; datetimes compare as instants. */
 function matches(want: unknown, got: unknown): boolean {
   if (want === null || typeof want !== 'object') {
     if (typeof want === 'number' && typeof got === 'number') return Math.abs(want - got) < 1e-9;
-    return want === got || (want instanceof Date && typeof got === 'string' && Date.parse(got) === want.getTime());
+    if (typeof want === 'string' && typeof got === 'string' && DATETIME.test(want) && DATETIME.test(got)) {
+      return Date.parse(want) === Date.parse(got);
+    }
+    return want === got;
   }
   if (want instanceof Date) return typeof got === 'string' && Date.parse(got) === want.getTime();
   if (Array.isArray(want)) return Array.isArray(got) && want.length === got.length && want.every((w, i) => matches(w, got[i]));
@@ -212,9 +217,12 @@ export function runScenario(def: CompiledDefinition, fixtures: Fixtures, raw: un
         failures.push({ step: n, message: `expected the responsible unit ${String(want['unit'])}, but it is ${String(ctx.unit)}.` });
       }
       if (want['effects'] !== undefined) {
+        // The kinds listed must each have been emitted since the previous check of effects; `[]` means none.
         const kinds = c.effects.slice(effectsSeen).map((e) => e.kind);
-        for (const k of list(want['effects'], `${p}.expect.effects`)) {
-          if (!kinds.includes(text(k, `${p}.expect.effects`) as never)) failures.push({ step: n, message: `expected a ${String(k)} effect; got ${kinds.join(', ') || 'none'}.` });
+        const wanted = list(want['effects'], `${p}.expect.effects`).map((k) => text(k, `${p}.expect.effects`));
+        if (wanted.length === 0 && kinds.length > 0) failures.push({ step: n, message: `expected no effects; got ${kinds.join(', ')}.` });
+        for (const k of wanted) {
+          if (!kinds.includes(k as never)) failures.push({ step: n, message: `expected a ${k} effect; got ${kinds.join(', ') || 'none'}.` });
         }
         effectsSeen = c.effects.length;
       }

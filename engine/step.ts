@@ -105,7 +105,7 @@ export function acceptedEvents(rt: Runtime, snapshot: CaseSnapshot): string[] {
   const multi = snapshot.context.multi;
   return Object.keys(state.events).filter((e) => {
     // A multi-unit step accepts its event only while some unit has not yet acted.
-    if (state.multi?.event === e) return multi !== null && multi.items.some((u) => multi.done[u] === undefined);
+    if (state.multi?.event === e) return multi !== null && multi.state === snapshot.state && multi.items.some((u) => multi.done[u] === undefined);
     return true;
   });
 }
@@ -136,8 +136,8 @@ export function applyEvent(rt: Runtime, snapshot: CaseSnapshot, event: Omit<Case
         : `"${event.type}" is not possible in state "${snapshot.state}". Possible now: ${accepted.join(', ') || 'none'}.`);
     }
     const m = snapshot.context.multi;
-    const multi = stateSpec?.multi?.event === event.type && m !== null && spec.instanceVariable !== undefined
-      ? { pending: m.items.filter((u) => m.done[u] === undefined), variable: spec.instanceVariable }
+    const multi = stateSpec?.multi?.event === event.type && m !== null && m.state === snapshot.state && spec.instanceVariable !== undefined
+      ? { pending: m.items.filter((u) => m.done[u] === undefined), variable: spec.instanceVariable, done: m.items.filter((u) => m.done[u] !== undefined) }
       : undefined;
     authorization = authorize(rt, snapshot.state, spec.who, snapshot.context, { ...event, type: event.type } as CaseEvent, org, multi);
     instance = authorization.instance;

@@ -239,7 +239,8 @@ describe('multi-unit steps (吹哨报到)', () => {
     engine.send(id, { type: '报到', actor: '卫健负责人' });
     expect(engine.get(id).snapshot.context.multi?.done['卫健局']?.actor).toBe('卫健负责人');
     const again = refusal(() => engine.send(id, { type: '报到', actor: '卫健负责人' }));
-    expect(again.code).toBe('NOT_ALLOWED');
+    expect(again.code).toBe('NOT_POSSIBLE');
+    expect(again.message).toContain('卫健局 has already sent');
     expect(engine.get(id).snapshot.state).toBe('吹哨');
     engine.send(id, { type: '报到', actor: '公安负责人' });
     expect(engine.get(id).snapshot.state).toBe('评单');
@@ -258,6 +259,9 @@ describe('multi-unit steps (吹哨报到)', () => {
     const c = engine.get(id);
     expect(c.snapshot.state).toBe('评单');
     expect(c.effects).toContainEqual({ kind: 'missed', state: '吹哨', units: ['卫健局', '公安局'] });
+    // The record of who missed the step stays with the case after it moves on.
+    expect(c.snapshot.context.multi).toMatchObject({ state: '吹哨', missed: ['卫健局', '公安局'] });
+    expect(refusal(() => engine.send(id, { type: '报到', actor: '公安负责人' })).code).toBe('NOT_POSSIBLE');
   });
 });
 
