@@ -7,7 +7,7 @@ export type { StoreLogger } from './logger.ts';
 export { migrate } from './migrate.ts';
 export type { MigrateOptions } from './migrate.ts';
 export { openDatabase } from './open.ts';
-export type { DatabaseKind, OpenDatabaseOptions, OpenedDatabase } from './open.ts';
+export type { DatabaseKind, OpenDatabaseOptions, OpenedDatabase, RawQuery } from './open.ts';
 export { ensureAppRole } from './roles.ts';
 export type { AppRoleOptions } from './roles.ts';
 export type * from './tables.ts';

@@ -1,12 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import { StoreError, sqlStateOf } from './errors.ts';
 import type { StoreLogger } from './logger.ts';
 import { migrate as runMigrations } from './migrate.ts';
 import type { Database } from './tables.ts';
+
+/** A single SQL statement run outside Kysely; see {@link OpenedDatabase.query}. */
+export type RawQuery = <R extends Record<string, unknown>>(text: string, values: readonly (string | number | boolean | null)[], name?: string) => Promise<readonly R[]>;
 
 /** Which database is behind a {@link OpenedDatabase}. */
 export type DatabaseKind = 'postgres' | 'pglite';
@@ -55,6 +58,12 @@ export interface OpenDatabaseOptions {
  */
 export interface OpenedDatabase {
   readonly db: Kysely<Database>;
+  /**
+   * One statement straight to the driver, for the engine's hot path: on Postgres a named query is
+   * prepared once per connection and reused. `values` are text, numbers or null (send JSON as text
+   * and cast it in SQL), so both drivers bind them alike.
+   */
+  readonly query: RawQuery;
   readonly kind: DatabaseKind;
   /** The schema the tables live in. */
   readonly schema: string;
@@ -97,7 +106,7 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   }
 
   const kind: DatabaseKind = databaseUrl === undefined ? 'pglite' : 'postgres';
-  const db = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, schema, logger);
+  const { db, query } = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, schema, logger);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= db.destroy());
 
@@ -119,14 +128,14 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
     if (!effectiveSchema) {
       throw new StoreError('STORE_INVALID_OPTIONS', `Schema ${schema ?? '(default)'} does not exist; open once with migrate: true as its owner.`);
     }
-    return Object.freeze({ db, kind, schema: effectiveSchema, migrations: applied, close });
+    return Object.freeze({ db, query, kind, schema: effectiveSchema, migrations: applied, close });
   } catch (error) {
     await close();
     throw error;
   }
 }
 
-function openPostgres(databaseUrl: string, poolSize: number, schema: string | undefined, logger: StoreLogger | undefined): Kysely<Database> {
+function openPostgres(databaseUrl: string, poolSize: number, schema: string | undefined, logger: StoreLogger | undefined): { db: Kysely<Database>; query: RawQuery } {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: poolSize,
@@ -137,16 +146,27 @@ function openPostgres(databaseUrl: string, poolSize: number, schema: string | un
   });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => logger?.warn({ err: error }, 'idle database connection failed'));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const query: RawQuery = async (text, values, name) => {
+    const r = await pool.query(name === undefined ? { text, values: [...values] } : { name, text, values: [...values] });
+    return r.rows;
+  };
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), query };
 }
 
-async function openPglite(dataDir: string | undefined): Promise<Kysely<Database>> {
+async function openPglite(dataDir: string | undefined): Promise<{ db: Kysely<Database>; query: RawQuery }> {
   if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
   const pglite = await PGlite.create({
     ...(dataDir === undefined ? {} : { dataDir }),
     parsers: { [INT8_OID]: (value: string) => value },
   });
-  return new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  // PGlite is one connection; going through Kysely keeps raw statements in the same queue as the
+  // dialect's, so they never interleave with a transaction in progress.
+  const query: RawQuery = async <R extends Record<string, unknown>>(text: string, values: readonly (string | number | boolean | null)[]) => {
+    const r = await db.executeQuery<R>(CompiledQuery.raw(text, [...values]));
+    return r.rows;
+  };
+  return { db, query };
 }
 
 async function createSchema(db: Kysely<Database>, schema: string): Promise<void> {

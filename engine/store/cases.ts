@@ -1,0 +1,318 @@
+/**
+ * The engine's reads and writes of cases, events, timers and the outbox. An event is one
+ * statement: the version-checked update of the case row, the event insert, timer changes, the
+ * outbox effects and the idempotency record, all in one CTE, so it costs one round trip and is
+ * atomic on its own (no BEGIN/COMMIT).
+ */
+import type { OpenedDatabase } from './open.ts';
+
+/** What the store knows of a case, enough to run its next step. */
+export interface CaseRow {
+  readonly id: string;
+  readonly definitionId: string;
+  readonly orgUnitId: string;
+  readonly state: string;
+  readonly status: string;
+  readonly data: Record<string, unknown>;
+  /** The machine context without `data` (kept in its own column for queries). */
+  readonly snapshot: Record<string, unknown>;
+  readonly version: number;
+  readonly headHash: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** An event row as written and read back. JSON columns are given as values. */
+export interface EventRecord {
+  readonly caseId: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly actorId: string | null;
+  readonly onBehalfOf: string | null;
+  readonly role: string | null;
+  readonly orgUnitId: string | null;
+  readonly payload: unknown;
+  readonly recordedAt: string;
+  readonly facts: unknown;
+  readonly resultingState: unknown;
+  readonly decision: unknown;
+  readonly prevHash: string | null;
+  readonly hash: string;
+}
+
+export interface TimerWrite {
+  readonly id: string;
+  readonly type: string;
+  readonly due: string;
+}
+
+export interface EffectWrite {
+  readonly kind: string;
+  readonly [key: string]: unknown;
+}
+
+export interface IdempotencyWrite {
+  readonly actorId: string;
+  readonly key: string;
+  readonly requestHash: string;
+  readonly response: unknown;
+}
+
+/** Everything one event changes. */
+export interface AppendInput {
+  readonly caseId: string;
+  readonly expectedVersion: number;
+  readonly state: string;
+  readonly status: string;
+  readonly orgUnitId: string;
+  readonly data: unknown;
+  readonly snapshot: unknown;
+  readonly event: EventRecord;
+  readonly schedule: readonly TimerWrite[];
+  readonly cancel: readonly string[];
+  readonly effects: readonly EffectWrite[];
+  /** The timer this event fires: the event applies only while this node still holds its claim. */
+  readonly firing?: { readonly timerId: string; readonly claimedBy: string; readonly markFired: boolean };
+  readonly idempotency?: IdempotencyWrite;
+}
+
+export interface PriorAnswer {
+  readonly requestHash: string;
+  readonly response: unknown;
+}
+
+export type AppendResult = { readonly applied: true } | { readonly applied: false; readonly prior: PriorAnswer | null };
+
+const APPEND_SQL = `
+with upd as (
+  update cases set state = $4::jsonb, data = $5::jsonb, snapshot = $6::jsonb, version = $3, head_hash = $7,
+         status = $8, org_unit_id = $9, updated_at = now()
+  where id = $1 and version = $2
+    and ($24::text is null or exists (select 1 from timers where case_id = $1 and timer_id = $24 and state = 'claimed' and claimed_by = $25))
+    and ($27::text is null or not exists (select 1 from idempotency_keys where case_id = $1 and actor_id = $26 and key = $27))
+  returning id
+), ev as (
+  insert into events (case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash)
+  select $1, $3, $10, $11, $12, $13, $14, $15::jsonb, $16::timestamptz, $17::jsonb, $18::jsonb, $19::jsonb, $20, $7 from upd
+  returning seq
+), fire as (
+  update timers set state = 'fired', claimed_until = null
+  where case_id = $1 and timer_id = $30 and exists (select 1 from upd)
+  returning timer_id
+), cancel as (
+  update timers set state = 'cancelled', claimed_until = null
+  where case_id = $1 and timer_id in (select jsonb_array_elements_text($22::jsonb)) and state in ('scheduled', 'claimed')
+    and exists (select 1 from upd)
+  returning timer_id
+), sched as (
+  insert into timers (case_id, timer_id, event_type, due_at)
+  select $1, t.id, t.type, t.due::timestamptz from upd, jsonb_to_recordset($21::jsonb) as t(id text, type text, due text)
+  on conflict (case_id, timer_id) do update
+    set event_type = excluded.event_type, due_at = excluded.due_at, state = 'scheduled', claimed_by = null, claimed_until = null, attempts = 0
+  returning timer_id
+), fx as (
+  insert into outbox (case_id, seq, effect_no, kind, payload)
+  select $1, $3, e.ord::int, e.value->>'kind', e.value from upd, jsonb_array_elements($23::jsonb) with ordinality as e(value, ord)
+  returning effect_no
+), idem as (
+  insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
+  select $1, $26, $27, $28, $29::jsonb from upd where $27::text is not null
+  returning key
+)
+select (select count(*) from upd)::int as applied,
+       (select jsonb_build_object('requestHash', request_hash, 'response', response) from idempotency_keys
+         where $27::text is not null and case_id = $1 and actor_id = $26 and key = $27) as prior`;
+
+const START_SQL = `
+with c as (
+  insert into cases (id, definition_id, org_unit_id, state, data, snapshot, version, head_hash, status)
+  select $1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, 1, $7, $8
+  where ($20::text is null or not exists (select 1 from idempotency_keys where case_id = $1 and actor_id = $19 and key = $20))
+  on conflict (id) do nothing
+  returning id
+), ev as (
+  insert into events (case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash)
+  select $1, 1, $9, $10, $11, $12, $13, $14::jsonb, $15::timestamptz, $16::jsonb, $17::jsonb, $18::jsonb, null, $7 from c
+  returning seq
+), sched as (
+  insert into timers (case_id, timer_id, event_type, due_at)
+  select $1, t.id, t.type, t.due::timestamptz from c, jsonb_to_recordset($23::jsonb) as t(id text, type text, due text)
+  returning timer_id
+), fx as (
+  insert into outbox (case_id, seq, effect_no, kind, payload)
+  select $1, 1, e.ord::int, e.value->>'kind', e.value from c, jsonb_array_elements($24::jsonb) with ordinality as e(value, ord)
+  returning effect_no
+), idem as (
+  insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
+  select $1, $19, $20, $21, $22::jsonb from c where $20::text is not null
+  returning key
+)
+select (select count(*) from c)::int as applied,
+       (select jsonb_build_object('requestHash', request_hash, 'response', response) from idempotency_keys
+         where $20::text is not null and case_id = $1 and actor_id = $19 and key = $20) as prior`;
+
+function json(v: unknown): string {
+  return JSON.stringify(v ?? null);
+}
+
+function params(input: AppendInput): (string | number | null)[] {
+  const e = input.event;
+  const idem = input.idempotency;
+  return [
+    input.caseId, // $1
+    input.expectedVersion, // $2
+    e.seq, // $3
+    json(input.state), // $4
+    json(input.data), // $5
+    json(input.snapshot), // $6
+    e.hash, // $7
+    input.status, // $8
+    input.orgUnitId, // $9
+    e.type, // $10
+    e.actorId, // $11
+    e.onBehalfOf, // $12
+    e.role, // $13
+    e.orgUnitId, // $14
+    json(e.payload), // $15
+    e.recordedAt, // $16
+    json(e.facts), // $17
+    json(e.resultingState), // $18
+    json(e.decision), // $19
+    e.prevHash, // $20
+    json(input.schedule), // $21
+    json(input.cancel), // $22
+    json(input.effects), // $23
+    input.firing?.timerId ?? null, // $24
+    input.firing?.claimedBy ?? null, // $25
+    idem?.actorId ?? null, // $26
+    idem?.key ?? null, // $27
+    idem?.requestHash ?? null, // $28
+    idem === undefined ? null : json(idem.response), // $29
+    input.firing?.markFired === true ? input.firing.timerId : null, // $30
+  ];
+}
+
+function readResult(row: Record<string, unknown> | undefined): AppendResult {
+  if (row !== undefined && Number(row['applied']) === 1) return { applied: true };
+  const prior = row?.['prior'];
+  return { applied: false, prior: prior === null || prior === undefined ? null : prior as PriorAnswer };
+}
+
+/**
+ * Appends one event and applies everything it changes, if the case is still at `expectedVersion`.
+ * @example const r = await appendEvent(store, { caseId, expectedVersion: 3, … }); if (!r.applied) reload and retry
+ */
+export async function appendEvent(store: OpenedDatabase, input: AppendInput): Promise<AppendResult> {
+  const rows = await store.query(APPEND_SQL, params(input), 'wf_append_event');
+  return readResult(rows[0]);
+}
+
+/** Inserts a new case with its first event (seq 1), unless the id is taken or the idempotency key was used. */
+export async function insertCase(store: OpenedDatabase, definitionId: string, input: Omit<AppendInput, 'expectedVersion' | 'cancel' | 'firing'>): Promise<AppendResult> {
+  const e = input.event;
+  const idem = input.idempotency;
+  const rows = await store.query(START_SQL, [
+    input.caseId, definitionId, input.orgUnitId, json(input.state), json(input.data), json(input.snapshot), e.hash, input.status, // $1-$8
+    e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, json(e.payload), e.recordedAt, json(e.facts), json(e.resultingState), json(e.decision), // $9-$18
+    idem?.actorId ?? null, idem?.key ?? null, idem?.requestHash ?? null, idem === undefined ? null : json(idem.response), // $19-$22
+    json(input.schedule), json(input.effects), // $23-$24
+  ], 'wf_start_case');
+  return readResult(rows[0]);
+}
+
+/** Records the answer to a refused request, so a retry with the same key gets the same refusal. */
+export async function recordRefusal(store: OpenedDatabase, caseId: string, idem: IdempotencyWrite): Promise<PriorAnswer | null> {
+  const rows = await store.query<{ prior: unknown }>(
+    `with ins as (
+       insert into idempotency_keys (case_id, actor_id, key, request_hash, response) values ($1, $2, $3, $4, $5::jsonb)
+       on conflict do nothing returning key
+     )
+     select (select jsonb_build_object('requestHash', request_hash, 'response', response) from idempotency_keys
+              where case_id = $1 and actor_id = $2 and key = $3) as prior`,
+    [caseId, idem.actorId, idem.key, idem.requestHash, json(idem.response)],
+    'wf_record_refusal',
+  );
+  const prior = rows[0]?.prior;
+  return prior === null || prior === undefined ? null : prior as PriorAnswer;
+}
+
+export async function findPrior(store: OpenedDatabase, caseId: string, actorId: string, key: string): Promise<PriorAnswer | null> {
+  const rows = await store.query<{ request_hash: string; response: unknown }>(
+    'select request_hash, response from idempotency_keys where case_id = $1 and actor_id = $2 and key = $3',
+    [caseId, actorId, key], 'wf_find_prior');
+  const r = rows[0];
+  return r === undefined ? null : { requestHash: r.request_hash, response: r.response };
+}
+
+/** Both drivers hand jsonb back already parsed (a JSON string value arrives as a JS string). */
+function parseJson<T>(v: unknown): T {
+  return v as T;
+}
+
+function iso(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+/** Reads a case row, or undefined. */
+export async function loadCase(store: OpenedDatabase, caseId: string): Promise<CaseRow | undefined> {
+  const rows = await store.query<Record<string, unknown>>(
+    'select id, definition_id, org_unit_id, state, status, data, snapshot, version, head_hash, created_at, updated_at from cases where id = $1',
+    [caseId], 'wf_load_case');
+  const r = rows[0];
+  if (r === undefined) return undefined;
+  return {
+    id: String(r['id']),
+    definitionId: String(r['definition_id']),
+    orgUnitId: String(r['org_unit_id']),
+    state: parseJson<string>(r['state']),
+    status: String(r['status']),
+    data: parseJson<Record<string, unknown>>(r['data']),
+    snapshot: parseJson<Record<string, unknown>>(r['snapshot']),
+    version: Number(r['version']),
+    headHash: r['head_hash'] === null ? null : String(r['head_hash']),
+    createdAt: iso(r['created_at']),
+    updatedAt: iso(r['updated_at']),
+  };
+}
+
+function toEvent(r: Record<string, unknown>): EventRecord {
+  return {
+    caseId: String(r['case_id']),
+    seq: Number(r['seq']),
+    type: String(r['type']),
+    actorId: (r['actor_id'] as string | null) ?? null,
+    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+    role: (r['role'] as string | null) ?? null,
+    orgUnitId: (r['org_unit_id'] as string | null) ?? null,
+    payload: parseJson(r['payload']),
+    recordedAt: iso(r['recorded_at']),
+    facts: parseJson(r['facts']),
+    resultingState: parseJson(r['resulting_state']),
+    decision: parseJson(r['decision']),
+    prevHash: (r['prev_hash'] as string | null) ?? null,
+    hash: String(r['hash']),
+  };
+}
+
+/** A case's events in order, optionally only those recorded up to a time. */
+export async function loadEvents(store: OpenedDatabase, caseId: string, upTo?: string): Promise<EventRecord[]> {
+  const rows = upTo === undefined
+    ? await store.query<Record<string, unknown>>('select * from events where case_id = $1 order by seq', [caseId], 'wf_load_events')
+    : await store.query<Record<string, unknown>>('select * from events where case_id = $1 and recorded_at <= $2::timestamptz order by seq', [caseId, upTo], 'wf_load_events_upto');
+  return rows.map(toEvent);
+}
+
+/** Events of many cases at once, grouped by case, for bulk replay. */
+export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, EventRecord[]>> {
+  const rows = await store.query<Record<string, unknown>>(
+    'select * from events where case_id in (select jsonb_array_elements_text($1::jsonb)) order by case_id, seq',
+    [json(caseIds)], 'wf_load_events_bulk');
+  const out = new Map<string, EventRecord[]>();
+  for (const r of rows) {
+    const e = toEvent(r);
+    const list = out.get(e.caseId);
+    if (list === undefined) out.set(e.caseId, [e]);
+    else list.push(e);
+  }
+  return out;
+}
