@@ -101,6 +101,36 @@ export interface DeployResult {
   readonly diagnostics: readonly Diagnostic[];
 }
 
+/** An event written by `writeSystemEvent`. Types are `case.<something>` so they never collide with a workflow's. */
+export interface SystemEventInput {
+  readonly type: string;
+  readonly actor: string | null;
+  readonly role?: string | null;
+  readonly payload: Readonly<Record<string, Value>>;
+}
+
+export interface SystemEventState {
+  readonly snapshot: CaseSnapshot;
+  readonly runtime: Runtime;
+  readonly definition: DefinitionRow;
+  readonly suspended: boolean;
+  /** Number of events so far. */
+  readonly version: number;
+  /** The event's recorded time. */
+  readonly now: string;
+}
+
+export interface SystemEventChange {
+  readonly snapshot: CaseSnapshot;
+  readonly schedule?: StepOutcome['schedule'];
+  readonly cancel?: readonly string[];
+  readonly effects?: StepOutcome['effects'];
+  readonly trace?: StepOutcome['trace'];
+  readonly suspended?: boolean;
+  /** Moves the case to this definition (migration). */
+  readonly definitionId?: string;
+}
+
 interface CachedCase {
   readonly version: number;
   readonly snapshot: CaseSnapshot;
@@ -109,7 +139,7 @@ interface CachedCase {
   readonly suspended: boolean;
 }
 
-interface LoadedDefinition {
+export interface LoadedDefinition {
   readonly row: DefinitionRow;
   readonly runtime: Runtime;
 }
@@ -199,7 +229,8 @@ export class Engine {
     }
   }
 
-  private loadDefinition(id: string): Promise<LoadedDefinition> {
+  /** The stored definition and its running machine, cached per id. */
+  loadDefinition(id: string): Promise<LoadedDefinition> {
     let p = this.definitions.get(id);
     if (p === undefined) {
       p = definitionById(this.store, id).then((row) => {
@@ -450,6 +481,55 @@ export class Engine {
       fresh = true; // someone else wrote first: recompute on their result
     }
     throw new EngineError('UNAVAILABLE', `Case ${caseId} is changing too fast to apply "${input.type}"; try again.`, { caseId });
+  }
+
+  /**
+   * Writes an event that is not a machine transition — suspend, resume, reassign, link, migrate —
+   * through the same chained, version-checked write. `compute` gets the current state and returns
+   * the new snapshot and what else changes; it may throw an EngineError to refuse. It runs again
+   * if another writer got there first.
+   * @example
+   * await engine.writeSystemEvent(id, { type: 'case.reassigned', actor: '街道书记赵', payload: { to: '县民政局' } },
+   *   ({ snapshot }) => ({ snapshot: { ...snapshot, context: { ...snapshot.context, unit: '县民政局' } } }));
+   */
+  async writeSystemEvent(caseId: string, input: SystemEventInput, compute: (current: SystemEventState) => SystemEventChange): Promise<CaseView> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const c = await this.fetch(caseId, attempt > 0);
+      const def = await this.loadDefinition(c.definitionId);
+      const now = this.now();
+      const change = compute({ snapshot: c.snapshot, runtime: def.runtime, definition: def.row, suspended: c.suspended, version: c.version, now });
+      const target = change.definitionId === undefined ? def : await this.loadDefinition(change.definitionId);
+      const suspended = change.suspended ?? c.suspended;
+      const seq = c.version + 1;
+      const trace = change.trace ?? [];
+      const out: StepOutcome = {
+        snapshot: change.snapshot, effects: change.effects ?? [], schedule: change.schedule ?? [], cancel: change.cancel ?? [], trace,
+        authorization: { role: input.role ?? null, unit: null, instance: null, clause: 'anyone' }, payload: input.payload,
+      };
+      const event = this.eventRecord(caseId, seq, c.headHash, {
+        type: input.type, actor: input.actor, onBehalfOf: null, role: input.role ?? null, orgUnit: change.snapshot.context.unit,
+        payload: input.payload, now, facts: { system: true, definitionId: target.row.id }, out,
+      });
+      const next: CachedCase = { version: seq, snapshot: change.snapshot, headHash: event.hash, definitionId: target.row.id, suspended };
+      const { data, rest } = splitContext(change.snapshot.context);
+      let result: AppendResult;
+      try {
+        result = await appendEvent(this.store, {
+          caseId, expectedVersion: c.version, state: change.snapshot.state, status: suspended ? 'stopped' : change.snapshot.status,
+          orgUnitId: change.snapshot.context.unit ?? '', data, snapshot: rest, event,
+          schedule: dedupeTimers((change.schedule ?? []).map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
+          cancel: change.cancel ?? [], effects: (change.effects ?? []) as unknown as { kind: string }[],
+          ...(change.definitionId === undefined ? {} : { definitionId: change.definitionId }),
+        });
+      } catch (e) {
+        throw this.unknownOutcome(e, caseId);
+      }
+      if (result.applied) {
+        this.remember(caseId, next);
+        return toView(caseId, next, target.row);
+      }
+    }
+    throw new EngineError('UNAVAILABLE', `Case ${caseId} is changing too fast; try again.`, { caseId });
   }
 
   private unknownOutcome(e: unknown, caseId: string): unknown {

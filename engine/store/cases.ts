@@ -74,6 +74,8 @@ export interface AppendInput {
   /** The timer this event fires: the event applies only while this node still holds its claim. */
   readonly firing?: { readonly timerId: string; readonly claimedBy: string; readonly markFired: boolean };
   readonly idempotency?: IdempotencyWrite;
+  /** Moves the case to another definition version (migration). */
+  readonly definitionId?: string;
 }
 
 export interface PriorAnswer {
@@ -86,7 +88,7 @@ export type AppendResult = { readonly applied: true } | { readonly applied: fals
 const APPEND_SQL = `
 with upd as (
   update cases set state = $4::jsonb, data = $5::jsonb, snapshot = $6::jsonb, version = $3, head_hash = $7,
-         status = $8, org_unit_id = $9, updated_at = now()
+         status = $8, org_unit_id = $9, definition_id = coalesce($31::text, definition_id), updated_at = now()
   where id = $1 and version = $2
     and ($24::text is null or exists (select 1 from timers where case_id = $1 and timer_id = $24 and state = 'claimed' and claimed_by = $25))
     and ($27::text is null or not exists (select 1 from idempotency_keys where case_id = $1 and actor_id = $26 and key = $27))
@@ -189,6 +191,7 @@ function params(input: AppendInput): (string | number | null)[] {
     idem?.requestHash ?? null, // $28
     idem === undefined ? null : json(idem.response), // $29
     input.firing?.markFired === true ? input.firing.timerId : null, // $30
+    input.definitionId ?? null, // $31
   ];
 }
 
