@@ -227,7 +227,7 @@ async function cmdTest(args: Parsed, io: Io): Promise<number> {
         } else {
           failed++;
           io.out(`  ✗ ${r.name}`);
-          for (const f of r.failures) io.out(`      step ${f.step}: ${f.message}`);
+          for (const f of r.failures) io.out(`      ${f.code} step ${f.step}: ${f.message}`);
         }
       });
     } catch (e) {

@@ -129,6 +129,7 @@ class Checker {
     this.caseFields = caseDecl === undefined ? {} : fieldTypes(caseDecl.fields, (n) => this.types.get(n), this.out);
 
     for (const s of stateDecls) {
+      if (s.name.text === '') continue; // recovery lost the name; the syntax error says so
       if (this.states.has(s.name.text)) this.err('WF0202', s.name.span, `State "${s.name.text}" is declared twice.`, 'Rename one of them or merge their clauses.');
       else this.states.set(s.name.text, s);
     }
@@ -176,7 +177,12 @@ class Checker {
   // ---- imports and tables ----------------------------------------------------------------
 
   private importFrom(imp: A.ImportDecl): void {
-    const loaded = this.options.load?.(imp.from.value, this.doc.file);
+    let loaded: ReturnType<SourceLoader>;
+    try {
+      loaded = this.options.load?.(imp.from.value, this.doc.file);
+    } catch {
+      loaded = undefined; // an unreadable path (a folder, no permission) is as good as missing
+    }
     if (loaded === undefined) {
       this.err('WF0214', imp.from.span, `Cannot find the file "${imp.from.value}".`, 'Paths are relative to the importing file, e.g. "shared/分拨.wf".');
       return;
@@ -234,7 +240,8 @@ class Checker {
     if (e.kind === 'string' && (want === 'org' || want === 'actor') && e.value !== '') return;
     const t = checkExpr(e, scope, this.out);
     if (t.kind === 'unknown' || t.kind === 'null' || t.kind === want) return;
-    this.err(code, e.span, `${what} must be ${want === 'boolean' ? 'a yes/no condition' : `a ${want}`}, but this is ${showType(t)}.`, hint);
+    const wanted = want === 'boolean' ? 'true or false' : want === 'org' ? 'an org unit' : want === 'actor' ? 'a person (actor)' : `a ${want}`;
+    this.err(code, e.span, `${what} must be ${wanted}, but this is ${showType(t)}.`, hint);
   }
 
   private condition(e: A.Expr, scope: ExprScope): void {
@@ -356,8 +363,9 @@ class Checker {
       }
     }
     if (e.within === undefined) {
-      this.err('WF0604', e.join.span, 'The summoned units have no deadline to report by, so a unit that never reports is never recorded.', 'Add `within 2 workdays` after the join.');
-      if (e.timeoutTargets.length > 0 || e.timeoutActions.length > 0) this.err('WF0605', e.span, '`timeout` needs a deadline to time out.', 'Add `within 2 workdays` after the join.');
+      const timeoutPart = e.timeoutActions[0] ?? e.timeoutTargets[0];
+      if (timeoutPart !== undefined) this.err('WF0605', timeoutPart.span, '`timeout` needs a deadline to time out.', 'Add `within 2 workdays` after the join.');
+      else this.err('WF0604', e.join.span, 'The summoned units have no deadline to report by, so a unit that never reports is never recorded.', 'Add `within 2 workdays` after the join.');
     } else {
       this.duration(e.within, scope, 'The time after `within`');
     }

@@ -112,7 +112,7 @@ function word(tokenName: string): string {
 function found(t: IToken): string {
   if (t.tokenType === EOF) return 'the end of the file';
   const img = t.image.length > 24 ? `${t.image.slice(0, 24)}…` : t.image;
-  return `"${img}"`;
+  return /^["“「]/.test(img) ? img : `"${img}"`;
 }
 
 /** What chevrotain expected, read from its message (the exception carries only the text). */
@@ -184,6 +184,9 @@ function parserErrors(errors: readonly IRecognitionException[], tokens: readonly
       // The missing piece belongs at the end of the previous line, not on the next one.
       const at = tokenSpan(prev).end;
       d = diag('WF0102', { start: at, end: at }, `Expected ${expectText} after ${found(prev)}.`, hint);
+    } else if (e.name === 'MismatchedTokenException' && expected.length === 1 && expected[0] === 'the end of the file') {
+      d = diag('WF0101', tokenSpan(t), `Unexpected ${found(t)}: a declaration (workflow, case, start, state, final, rules, …) was expected.`,
+        'Every top-level line starts with a keyword such as `state` or `rules`.');
     } else if (e.name === 'MismatchedTokenException') {
       d = diag('WF0101', tokenSpan(t), `Expected ${expectText} but found ${found(t)}.`, hint);
     } else if (e.name === 'NotAllInputParsedException') {

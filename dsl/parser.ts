@@ -48,9 +48,14 @@ export class WorkflowParser extends CstParser {
     this.OPTION(() => this.CONSUME(StringLiteral));
   });
 
+  /** `roles 甲, 乙 "说明", 丙`: commas between roles are optional, so a forgotten one is no error. */
   private rolesDecl = this.RULE('rolesDecl', () => {
     this.CONSUME(K.roles);
-    this.AT_LEAST_ONE_SEP({ SEP: Comma, DEF: () => this.SUBRULE(this.roleItem) });
+    this.SUBRULE(this.roleItem);
+    this.MANY(() => {
+      this.OPTION(() => this.CONSUME(Comma));
+      this.SUBRULE2(this.roleItem);
+    });
   });
 
   private roleItem = this.RULE('roleItem', () => {

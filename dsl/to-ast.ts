@@ -226,7 +226,7 @@ export class AstBuilder {
       kind: 'on',
       event: this.name(this.tok(head, 'Identifier')),
       ...this.label(head),
-      who: this.subs(head, 'whoList').flatMap((w) => this.whoList(w)),
+      who: this.headWho(head),
       requires: this.subs(head, 'requireClause').map((r) => this.require(r)),
       actions: this.subs(head, 'action').map((a) => this.action(a)),
       targets: targets.map((t) => this.target(t)),
@@ -239,6 +239,17 @@ export class AstBuilder {
       ? { kind: 'fields', fields: this.fieldList(fields), span: pspan }
       : { kind: 'typeRef', name: this.name(this.tok(payloadNode, 'Identifier')), span: pspan };
     return { ...base, payload };
+  }
+
+  /**
+   * The senders after `by`. When `by` is written but recovery could parse nothing after it, the
+   * syntax error is the whole story: stand in `anyone` so the checker does not add "nobody may send".
+   */
+  private headWho(head: CstNode | undefined): A.Who[] {
+    const who = this.subs(head, 'whoList').flatMap((w) => this.whoList(w));
+    const by = this.tok(head, 'K_by');
+    if (who.length === 0 && by !== undefined) return [{ kind: 'anyone', span: this.spanOfTokens(by) }];
+    return who;
   }
 
   private require(n: CstNode): A.Require {
@@ -471,6 +482,9 @@ export class AstBuilder {
   private postfix(n: CstNode): A.Expr {
     let acc = this.expr(this.sub(n, 'primary'));
     if (this.kids(n)['Dot'] === undefined && this.kids(n)['LBracket'] === undefined) return acc;
+    // When recovery left the primary empty, its placeholder position may lie after the accesses.
+    const start = this.span(n).start;
+    if (acc.span.start.offset > start.offset) acc = { ...acc, span: { start, end: start } } as A.Expr;
     // Member and index accesses interleave; order them by source position.
     const steps = [
       ...this.toks(n, 'Identifier').map((t) => ({ at: t.startOffset, member: t, index: undefined as CstNode | undefined })),

@@ -123,4 +123,11 @@ export const allTokens: TokenType[] = [
   Identifier,
 ];
 
-export const lexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });
+// Lines end at \n only (a \r before it is white space), the same rule parse.ts uses for positions,
+// so a stray \r cannot make the lexer's line numbers disagree with the diagnostics'.
+export const lexer = new Lexer(allTokens, {
+  positionTracking: 'full',
+  ensureOptimizations: false,
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ['\n'],
+});

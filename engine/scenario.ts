@@ -102,6 +102,8 @@ export function loadFixtures(raw: unknown, path = 'fixtures'): Fixtures {
 }
 
 export interface StepFailure {
+  /** Always WF0701: a step did not go as the scenario says. */
+  readonly code: 'WF0701';
   readonly step: number;
   readonly message: string;
 }
@@ -168,11 +170,11 @@ export function runScenario(def: CompiledDefinition, fixtures: Fixtures, raw: un
       unit: optText(start['unit'], `${path}.start.unit`),
       data: obj(start['data'] ?? {}, `${path}.start.data`) as Record<string, Value>,
     });
-    if (startReject !== undefined) failures.push({ step: 0, message: `expected the start to be refused (${String(startReject)}), but the case started.` });
+    if (startReject !== undefined) failures.push({ code: 'WF0701', step: 0, message: `expected the start to be refused (${String(startReject)}), but the case started.` });
   } catch (e) {
     if (!(e instanceof EngineError)) throw e;
     const want = startReject === undefined ? undefined : REJECTIONS[String(startReject)];
-    if (want !== e.code) failures.push({ step: 0, message: `start refused: ${e.code}: ${e.message}` });
+    if (want !== e.code) failures.push({ code: 'WF0701', step: 0, message: `start refused: ${e.code}: ${e.message}` });
     return { name, passed: failures.length === 0, failures, finalState: null };
   }
 
@@ -190,12 +192,12 @@ export function runScenario(def: CompiledDefinition, fixtures: Fixtures, raw: un
           payload: obj(step['payload'] ?? {}, `${p}.payload`) as Record<string, Value>,
           ...(step['unit'] === undefined ? {} : { instance: text(step['unit'], `${p}.unit`) }),
         });
-        if (reject !== undefined) failures.push({ step: n, message: `expected "${String(step['send'])}" to be refused (${String(reject)}), but it was accepted.` });
+        if (reject !== undefined) failures.push({ code: 'WF0701', step: n, message: `expected "${String(step['send'])}" to be refused (${String(reject)}), but it was accepted.` });
       } catch (e) {
         if (!(e instanceof EngineError)) throw e;
         const want = reject === undefined ? undefined : REJECTIONS[String(reject)];
         if (reject !== undefined && want === undefined) throw new ScenarioFormatError(`${p}.reject`, `use one of ${Object.keys(REJECTIONS).join(', ')}.`);
-        if (want !== e.code) failures.push({ step: n, message: `"${String(step['send'])}" refused: ${e.code}: ${e.message}` });
+        if (want !== e.code) failures.push({ code: 'WF0701', step: n, message: `"${String(step['send'])}" refused: ${e.code}: ${e.message}` });
       }
     } else if (step['wait'] !== undefined) {
       engine.advance(durationMs(step['wait'], `${p}.wait`, fixtures.calendar, engine.now()));
@@ -206,34 +208,34 @@ export function runScenario(def: CompiledDefinition, fixtures: Fixtures, raw: un
       const c = engine.get(id);
       const ctx = c.snapshot.context;
       if (want['state'] !== undefined && want['state'] !== c.snapshot.state) {
-        failures.push({ step: n, message: `expected state ${String(want['state'])}, but the case is in ${c.snapshot.state}.` });
+        failures.push({ code: 'WF0701', step: n, message: `expected state ${String(want['state'])}, but the case is in ${c.snapshot.state}.` });
       }
       if (want['data'] !== undefined) {
         for (const [k, v] of Object.entries(obj(want['data'], `${p}.expect.data`))) {
-          if (!matches(v, ctx.data[k])) failures.push({ step: n, message: `expected case.${k} = ${show(v)}, but it is ${show(ctx.data[k] ?? null)}.` });
+          if (!matches(v, ctx.data[k])) failures.push({ code: 'WF0701', step: n, message: `expected case.${k} = ${show(v)}, but it is ${show(ctx.data[k] ?? null)}.` });
         }
       }
       if (want['unit'] !== undefined && want['unit'] !== ctx.unit) {
-        failures.push({ step: n, message: `expected the responsible unit ${String(want['unit'])}, but it is ${String(ctx.unit)}.` });
+        failures.push({ code: 'WF0701', step: n, message: `expected the responsible unit ${String(want['unit'])}, but it is ${String(ctx.unit)}.` });
       }
       if (want['effects'] !== undefined) {
         // The kinds listed must each have been emitted since the previous check of effects; `[]` means none.
         const kinds = c.effects.slice(effectsSeen).map((e) => e.kind);
         const wanted = list(want['effects'], `${p}.expect.effects`).map((k) => text(k, `${p}.expect.effects`));
-        if (wanted.length === 0 && kinds.length > 0) failures.push({ step: n, message: `expected no effects; got ${kinds.join(', ')}.` });
+        if (wanted.length === 0 && kinds.length > 0) failures.push({ code: 'WF0701', step: n, message: `expected no effects; got ${kinds.join(', ')}.` });
         for (const k of wanted) {
-          if (!kinds.includes(k as never)) failures.push({ step: n, message: `expected a ${k} effect; got ${kinds.join(', ') || 'none'}.` });
+          if (!kinds.includes(k as never)) failures.push({ code: 'WF0701', step: n, message: `expected a ${k} effect; got ${kinds.join(', ') || 'none'}.` });
         }
         effectsSeen = c.effects.length;
       }
       if (want['missed'] !== undefined) {
         const missed = ctx.multi?.missed ?? [];
         if (!matches([...list(want['missed'], `${p}.expect.missed`)].sort(), [...missed].sort())) {
-          failures.push({ step: n, message: `expected missed units ${show(want['missed'])}, but they are ${show(missed)}.` });
+          failures.push({ code: 'WF0701', step: n, message: `expected missed units ${show(want['missed'])}, but they are ${show(missed)}.` });
         }
       }
       if (want['status'] !== undefined && want['status'] !== c.snapshot.status) {
-        failures.push({ step: n, message: `expected status ${String(want['status'])}, but it is ${c.snapshot.status}.` });
+        failures.push({ code: 'WF0701', step: n, message: `expected status ${String(want['status'])}, but it is ${c.snapshot.status}.` });
       }
     } else {
       throw new ScenarioFormatError(p, 'a step is one of send, wait, until or expect.');

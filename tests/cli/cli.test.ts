@@ -130,7 +130,7 @@ describe('wf test', () => {
     const text = io.stdout.join('\n');
     expect(text).toContain('✓ 办结');
     expect(text).toContain('✗ wrong expectation');
-    expect(text).toContain('step 2: expected state 办结, but the case is in 待办.');
+    expect(text).toContain('WF0701 step 2: expected state 办结, but the case is in 待办.');
     expect(io.stdout.at(-1)).toBe('1 passed, 1 failed');
   });
 });
