@@ -159,20 +159,32 @@ export function instantiate(def: CompiledDefinition): Runtime {
     return f;
   };
 
+  // Rule tables are built once; the trace they append to is the current event's, set by envFor.
+  // Evaluation is synchronous, so the one slot cannot be seen by another event's evaluation.
+  let currentTrace: TraceEntry[] | undefined;
+  const tables: Record<string, (args: readonly Value[]) => Value> = {};
+  for (const [name, fn] of Object.entries(tableFns)) {
+    tables[name] = (args) => {
+      const r = fn(args);
+      currentTrace?.push({ kind: 'rule', table: name, rows: r.hits.map((h) => h.index) });
+      return r.value;
+    };
+  }
+  const noLocals: Record<string, Value> = {};
+  // Guards and actions of one step ask for the same environment many times: keep the last one.
+  let last: { ctx: CaseContext; e: unknown; variable: string | undefined; env: EvalEnv } | undefined;
   const envFor = (ctx: CaseContext, e: unknown, ref: ScopeRef): EvalEnv => {
-    const env = envelope(e);
-    const multi = ref.state === undefined ? undefined : def.states[ref.state]?.multi;
-    const locals: Record<string, Value> = multi === undefined ? {} : { [multi.variable]: env.instance };
-    const trace = env.trace;
-    const tables: Record<string, (args: readonly Value[]) => Value> = {};
-    for (const [name, fn] of Object.entries(tableFns)) {
-      tables[name] = (args) => {
-        const r = fn(args);
-        trace?.push({ kind: 'rule', table: name, rows: r.hits.map((h) => h.index) });
-        return r.value;
-      };
+    const variable = ref.state === undefined ? undefined : def.states[ref.state]?.multi?.variable;
+    if (last !== undefined && last.ctx === ctx && last.e === e && last.variable === variable) {
+      currentTrace = envelope(e).trace;
+      return last.env;
     }
-    return { case: ctx.data, payload: env.payload, locals, actor: env.actor, submitter: ctx.submitter, unit: ctx.unit, now: env.now, oracle: env.oracle, tables };
+    const env = envelope(e);
+    const locals: Record<string, Value> = variable === undefined ? noLocals : { [variable]: env.instance };
+    currentTrace = env.trace;
+    const out: EvalEnv = { case: ctx.data, payload: env.payload, locals, actor: env.actor, submitter: ctx.submitter, unit: ctx.unit, now: env.now, oracle: env.oracle, tables };
+    last = { ctx, e, variable, env: out };
+    return out;
   };
 
   const truthy = (v: Value): boolean => v === true;

@@ -257,7 +257,34 @@ function checkInstant(epochMs: number): void {
   }
 }
 
+/**
+ * Offsets by quarter hour, per formatter: asking Intl costs microseconds, and a deadline computation
+ * asks several times. Every zone changes its offset on a quarter hour, so an offset found anywhere
+ * in a quarter hour holds for all of it.
+ */
+const offsetCache = new WeakMap<Intl.DateTimeFormat, Map<number, number>>();
+const QUARTER_HOUR = 15 * MS_PER_MINUTE;
+
 function wallClockAt(formatter: Intl.DateTimeFormat, epochMs: number): WallClock {
+  let cache = offsetCache.get(formatter);
+  if (cache === undefined) {
+    cache = new Map();
+    offsetCache.set(formatter, cache);
+  }
+  const bucket = Math.floor(epochMs / QUARTER_HOUR);
+  let offset = cache.get(bucket);
+  if (offset === undefined) {
+    const w = wallClockUncached(formatter, epochMs);
+    offset = w.day * MS_PER_DAY + w.msOfDay - epochMs;
+    if (cache.size > 50_000) cache.clear();
+    cache.set(bucket, offset);
+  }
+  const local = epochMs + offset;
+  const day = Math.floor(local / MS_PER_DAY);
+  return { day, msOfDay: local - day * MS_PER_DAY };
+}
+
+function wallClockUncached(formatter: Intl.DateTimeFormat, epochMs: number): WallClock {
   const fields: Record<string, number> = {};
   let bc = false;
   for (const part of formatter.formatToParts(epochMs)) {

@@ -18,7 +18,7 @@ import { EngineError, type ErrorCode } from './errors.ts';
 import { canonicalJson, chainHash, sha256Hex } from './hash.ts';
 import { liveOracle, MemoryOrg, type OrgLevel, type OrgView, type RoleGrant } from './org.ts';
 import { applyEvent, startCase as startStep, type CaseSnapshot, type StepOutcome } from './step.ts';
-import { appendEvent, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PriorAnswer } from './store/cases.ts';
+import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PriorAnswer } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
 import { definitionById, findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
 
@@ -178,6 +178,9 @@ export class Engine {
   private readonly caseCacheSize: number;
   private readonly cases = new Map<string, CachedCase>();
   private readonly definitions = new Map<string, Promise<LoadedDefinition>>();
+  private readonly batcher: AppendBatcher;
+  /** The tail of each case's queue of writes in this process: one event of a case at a time. */
+  private readonly lanes = new Map<string, Promise<unknown>>();
   private orgCache: { org: MemoryOrg; at: number } | undefined;
   private orgLoading: Promise<MemoryOrg> | undefined;
 
@@ -189,6 +192,19 @@ export class Engine {
     this.logger = options.logger;
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
+    this.batcher = new AppendBatcher(this.store, 64, Number(process.env["WF_BATCH_INFLIGHT"] ?? 4));
+  }
+
+  /** Runs `work` after every earlier write to the same case in this process has finished. */
+  private serial<T>(caseId: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.lanes.get(caseId) ?? Promise.resolve();
+    const run = prev.then(work, work);
+    const tail = run.then(() => undefined, () => undefined);
+    this.lanes.set(caseId, tail);
+    void tail.then(() => {
+      if (this.lanes.get(caseId) === tail) this.lanes.delete(caseId);
+    });
+    return run;
   }
 
   /** Replaces the working-day calendar (holidays change yearly); recorded deadlines keep their values. */
@@ -358,9 +374,10 @@ export class Engine {
       }
       throw e;
     }
+    // The start records its definition, so replay knows where a migrated case began.
     const event = this.eventRecord(caseId, 1, null, {
       type: 'start', actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role, orgUnit: input.orgUnit,
-      payload: input.data as Record<string, Value>, now, facts: { oracle: oracle.facts(), authorization: out.authorization }, out,
+      payload: input.data as Record<string, Value>, now, facts: { oracle: oracle.facts(), authorization: out.authorization, definitionId: def.row.id }, out,
     });
     const { data, rest } = splitContext(out.snapshot.context);
     const cached: CachedCase = { version: 1, snapshot: out.snapshot, headHash: event.hash, definitionId: def.row.id, suspended: false };
@@ -403,7 +420,11 @@ export class Engine {
     }
   }
 
-  private async apply(caseId: string, input: SendInput, firing: { timerId: string; claimedBy: string } | undefined): Promise<CaseView> {
+  private apply(caseId: string, input: SendInput, firing: { timerId: string; claimedBy: string } | undefined): Promise<CaseView> {
+    return this.serial(caseId, () => this.applyNow(caseId, input, firing));
+  }
+
+  private async applyNow(caseId: string, input: SendInput, firing: { timerId: string; claimedBy: string } | undefined): Promise<CaseView> {
     const key = input.idempotencyKey;
     const idemActor = input.actor ?? '';
     const requestHash = key === undefined ? '' : sha256Hex(canonicalJson({ op: 'event', type: input.type, payload: input.payload ?? {}, onBehalfOf: input.onBehalfOf ?? null, instance: input.instance ?? null }));
@@ -441,6 +462,11 @@ export class Engine {
         }
         throw e;
       }
+      const unit = out.snapshot.context.unit;
+      if (unit !== null && org.unit(unit) === undefined) {
+        // `reassign to "…"` may name a unit that does not exist; refuse rather than write a dangling unit.
+        throw new EngineError('ORG_UNIT_NOT_FOUND', `"${input.type}" would make ${unit} responsible, but there is no such org unit.`, { orgUnit: unit });
+      }
       const seq = c.version + 1;
       const event = this.eventRecord(caseId, seq, c.headHash, {
         type: input.type, actor: input.actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role,
@@ -453,7 +479,7 @@ export class Engine {
       const { data, rest } = splitContext(out.snapshot.context);
       let result: AppendResult;
       try {
-        result = await appendEvent(this.store, {
+        result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,
           orgUnitId: out.snapshot.context.unit ?? '', data, snapshot: rest, event,
           schedule: dedupeTimers(out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
@@ -492,7 +518,11 @@ export class Engine {
    * await engine.writeSystemEvent(id, { type: 'case.reassigned', actor: '街道书记赵', payload: { to: '县民政局' } },
    *   ({ snapshot }) => ({ snapshot: { ...snapshot, context: { ...snapshot.context, unit: '县民政局' } } }));
    */
-  async writeSystemEvent(caseId: string, input: SystemEventInput, compute: (current: SystemEventState) => SystemEventChange): Promise<CaseView> {
+  writeSystemEvent(caseId: string, input: SystemEventInput, compute: (current: SystemEventState) => SystemEventChange): Promise<CaseView> {
+    return this.serial(caseId, () => this.writeSystemEventNow(caseId, input, compute));
+  }
+
+  private async writeSystemEventNow(caseId: string, input: SystemEventInput, compute: (current: SystemEventState) => SystemEventChange): Promise<CaseView> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const c = await this.fetch(caseId, attempt > 0);
       const def = await this.loadDefinition(c.definitionId);
@@ -514,7 +544,7 @@ export class Engine {
       const { data, rest } = splitContext(change.snapshot.context);
       let result: AppendResult;
       try {
-        result = await appendEvent(this.store, {
+        result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: change.snapshot.state, status: suspended ? 'stopped' : change.snapshot.status,
           orgUnitId: change.snapshot.context.unit ?? '', data, snapshot: rest, event,
           schedule: dedupeTimers((change.schedule ?? []).map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),

@@ -319,3 +319,148 @@ export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly
   }
   return out;
 }
+
+// ---- group commit ---------------------------------------------------------------------------
+
+const BATCH_SQL = `
+with input as (
+  select * from jsonb_to_recordset($1::jsonb) as t(
+    i int, case_id text, expected int, seq int, state jsonb, data jsonb, snapshot jsonb, hash text, status text, unit text,
+    definition_id text, type text, actor_id text, on_behalf_of text, role text, event_unit text, payload jsonb,
+    recorded_at timestamptz, facts jsonb, resulting_state jsonb, decision jsonb, prev_hash text,
+    schedule jsonb, cancel jsonb, effects jsonb, fire_id text, fire_by text, mark_fired text,
+    idem_actor text, idem_key text, idem_hash text, idem_response jsonb)
+), upd as (
+  update cases c set state = i.state, data = i.data, snapshot = i.snapshot, version = i.seq, head_hash = i.hash,
+         status = i.status, org_unit_id = i.unit, definition_id = coalesce(i.definition_id, c.definition_id), updated_at = now()
+  from input i
+  where c.id = i.case_id and c.version = i.expected
+    and (i.fire_id is null or exists (select 1 from timers t where t.case_id = i.case_id and t.timer_id = i.fire_id and t.state = 'claimed' and t.claimed_by = i.fire_by))
+    and (i.idem_key is null or not exists (select 1 from idempotency_keys k where k.case_id = i.case_id and k.actor_id = i.idem_actor and k.key = i.idem_key))
+  returning c.id
+), ok as (
+  select i.* from input i join upd on upd.id = i.case_id
+), ev as (
+  insert into events (case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash)
+  select case_id, seq, type, actor_id, on_behalf_of, role, event_unit, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash from ok
+  returning seq
+), fire as (
+  update timers t set state = 'fired', claimed_until = null from ok
+  where t.case_id = ok.case_id and t.timer_id = ok.mark_fired
+  returning t.timer_id
+), cancel as (
+  update timers t set state = 'cancelled', claimed_until = null
+  from ok cross join lateral jsonb_array_elements_text(ok.cancel) as x(id)
+  where t.case_id = ok.case_id and t.timer_id = x.id and t.state in ('scheduled', 'claimed')
+  returning t.timer_id
+), sched as (
+  insert into timers (case_id, timer_id, event_type, due_at)
+  select ok.case_id, s.id, s.type, s.due::timestamptz from ok cross join lateral jsonb_to_recordset(ok.schedule) as s(id text, type text, due text)
+  on conflict (case_id, timer_id) do update
+    set event_type = excluded.event_type, due_at = excluded.due_at, state = 'scheduled', claimed_by = null, claimed_until = null, attempts = 0
+  returning timer_id
+), fx as (
+  insert into outbox (case_id, seq, effect_no, kind, payload)
+  select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value from ok cross join lateral jsonb_array_elements(ok.effects) with ordinality as e(value, ord)
+  returning effect_no
+), idem as (
+  insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
+  select case_id, idem_actor, idem_key, idem_hash, idem_response from ok where idem_key is not null
+  returning key
+)
+select i.i, (u.id is not null) as applied,
+       (select jsonb_build_object('requestHash', k.request_hash, 'response', k.response) from idempotency_keys k
+         where i.idem_key is not null and k.case_id = i.case_id and k.actor_id = i.idem_actor and k.key = i.idem_key) as prior
+from input i left join upd u on u.id = i.case_id`;
+
+function batchRow(i: number, input: AppendInput): Record<string, unknown> {
+  const e = input.event;
+  const idem = input.idempotency;
+  return {
+    i, case_id: input.caseId, expected: input.expectedVersion, seq: e.seq, state: input.state, data: input.data, snapshot: input.snapshot,
+    hash: e.hash, status: input.status, unit: input.orgUnitId, definition_id: input.definitionId ?? null, type: e.type, actor_id: e.actorId,
+    on_behalf_of: e.onBehalfOf, role: e.role, event_unit: e.orgUnitId, payload: e.payload ?? null, recorded_at: e.recordedAt, facts: e.facts ?? null,
+    resulting_state: e.resultingState ?? null, decision: e.decision ?? null, prev_hash: e.prevHash, schedule: input.schedule, cancel: input.cancel,
+    effects: input.effects, fire_id: input.firing?.timerId ?? null, fire_by: input.firing?.claimedBy ?? null,
+    mark_fired: input.firing?.markFired === true ? input.firing.timerId : null,
+    idem_actor: idem?.actorId ?? null, idem_key: idem?.key ?? null, idem_hash: idem?.requestHash ?? null, idem_response: idem?.response ?? null,
+  };
+}
+
+interface Pending {
+  readonly input: AppendInput;
+  readonly resolve: (r: AppendResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit: events of different cases that arrive while earlier writes are in flight are
+ * written together in one statement, so they share one commit (one WAL flush) instead of paying
+ * one each. Each event still applies or not on its own version check, and no caller is answered
+ * before its event is committed. Callers must not put two events of one case in flight at once
+ * (the engine serializes per case).
+ * @example const batcher = new AppendBatcher(store); const r = await batcher.append(input);
+ */
+export class AppendBatcher {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(private readonly store: OpenedDatabase, private readonly maxBatch = 64, private readonly maxInFlight = 4) {}
+
+  append(input: AppendInput): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    // Let the events of this turn of the loop join the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.write(batch).finally(() => {
+        this.inFlight--;
+        this.kick();
+      });
+      // One batch per free slot at a time: later arrivals form the next batch.
+      if (this.queue.length === 0) break;
+    }
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    try {
+      const rows = await this.store.query<{ i: number; applied: boolean; prior: unknown }>(
+        BATCH_SQL, [JSON.stringify(batch.map((p, i) => batchRow(i, p.input)))], 'wf_append_batch');
+      const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
+      batch.forEach((p, i) => {
+        const r = byIndex.get(i);
+        if (r !== undefined && r.applied === true) p.resolve({ applied: true });
+        else p.resolve({ applied: false, prior: r?.prior === null || r?.prior === undefined ? null : r.prior as PriorAnswer });
+      });
+    } catch (e) {
+      if (batch.length > 1 && isStatementError(e)) {
+        // One bad event must not sink the others: write them one by one so only it fails.
+        await Promise.all(batch.map((p) => this.write([p])));
+        return;
+      }
+      for (const p of batch) p.reject(e);
+    }
+  }
+}
+
+/** A statement the server refused (it has a SQLSTATE outside connection failures), as opposed to a lost connection. */
+function isStatementError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
+}
