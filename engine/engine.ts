@@ -46,6 +46,10 @@ export interface EngineOptions {
   readonly orgMaxAgeMs?: number;
   /** How many case snapshots to keep in memory (default 10,000). */
   readonly caseCacheSize?: number;
+  /** Group commit: at most this many events in one statement (default 64)… */
+  readonly maxBatch?: number;
+  /** …and at most this many such statements in flight at once (default 4). */
+  readonly batchesInFlight?: number;
 }
 
 /** A case as callers see it. */
@@ -192,7 +196,7 @@ export class Engine {
     this.logger = options.logger;
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
-    this.batcher = new AppendBatcher(this.store, 64, Number(process.env["WF_BATCH_INFLIGHT"] ?? 4));
+    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 4);
   }
 
   /** Runs `work` after every earlier write to the same case in this process has finished. */
