@@ -156,3 +156,37 @@ describe('concurrency within one process', () => {
     expect((await loadEvents(store, c.id)).filter((e) => e.type === '抢单')).toHaveLength(1);
   });
 });
+
+describe('outcome unknown', () => {
+  /** A store whose connection "dies" around the next event write: after the commit, or before it. */
+  function flaky(when: 'after-commit' | 'before-commit'): { store: OpenedDatabase; arm: () => void } {
+    let armed = false;
+    const lost = (): Error => Object.assign(new Error('Connection terminated unexpectedly'), {});
+    const wrapped: OpenedDatabase = {
+      ...store,
+      query: async (text, values, name) => {
+        if (armed && name === 'wf_append_batch') {
+          armed = false;
+          if (when === 'before-commit') throw lost();
+          await store.query(text, values, name);
+          throw lost();
+        }
+        return store.query(text, values, name);
+      },
+    };
+    return { store: wrapped, arm: () => { armed = true; } };
+  }
+
+  it.each(['after-commit', 'before-commit'] as const)('a connection lost %s answers 503, and a retry with the same key gives the true outcome', async (when) => {
+    const c = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA });
+    const f = flaky(when);
+    const shaky = new Engine({ store: f.store, clock });
+    f.arm();
+    const e = await refusal(shaky.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: `lost-${when}` }));
+    expect(e.code).toBe('OUTCOME_UNKNOWN');
+    expect(e.status).toBe(503);
+    const retried = await new Engine({ store, clock }).sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: `lost-${when}` });
+    expect(retried).toMatchObject({ state: '待接单', version: 2 });
+    expect((await loadEvents(store, c.id)).map((x) => x.type)).toEqual(['start', '派单']);
+  });
+});
