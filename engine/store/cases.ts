@@ -1,8 +1,9 @@
 /**
- * The engine's reads and writes of cases, events, timers and the outbox. An event is one
- * statement: the version-checked update of the case row, the event insert, timer changes, the
+ * The engine's reads and writes of cases, events, timers and the outbox. Events are written by
+ * one statement: the version-checked update of the case row, the event insert, timer changes, the
  * outbox effects and the idempotency record, all in one CTE, so it costs one round trip and is
- * atomic on its own (no BEGIN/COMMIT).
+ * atomic on its own (no BEGIN/COMMIT); `AppendBatcher` puts the events of several cases in one
+ * such statement (group commit).
  */
 import type { OpenedDatabase } from './open.ts';
 
@@ -85,46 +86,6 @@ export interface PriorAnswer {
 
 export type AppendResult = { readonly applied: true } | { readonly applied: false; readonly prior: PriorAnswer | null };
 
-const APPEND_SQL = `
-with upd as (
-  update cases set state = $4::jsonb, data = $5::jsonb, snapshot = $6::jsonb, version = $3, head_hash = $7,
-         status = $8, org_unit_id = $9, definition_id = coalesce($31::text, definition_id), updated_at = now()
-  where id = $1 and version = $2
-    and ($24::text is null or exists (select 1 from timers where case_id = $1 and timer_id = $24 and state = 'claimed' and claimed_by = $25))
-    and ($27::text is null or not exists (select 1 from idempotency_keys where case_id = $1 and actor_id = $26 and key = $27))
-  returning id
-), ev as (
-  insert into events (case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash)
-  select $1, $3, $10, $11, $12, $13, $14, $15::jsonb, $16::timestamptz, $17::jsonb, $18::jsonb, $19::jsonb, $20, $7 from upd
-  returning seq
-), fire as (
-  update timers set state = 'fired', claimed_until = null
-  where case_id = $1 and timer_id = $30 and exists (select 1 from upd)
-  returning timer_id
-), cancel as (
-  update timers set state = 'cancelled', claimed_until = null
-  where case_id = $1 and timer_id in (select jsonb_array_elements_text($22::jsonb)) and state in ('scheduled', 'claimed')
-    and exists (select 1 from upd)
-  returning timer_id
-), sched as (
-  insert into timers (case_id, timer_id, event_type, due_at)
-  select $1, t.id, t.type, t.due::timestamptz from upd, jsonb_to_recordset($21::jsonb) as t(id text, type text, due text)
-  on conflict (case_id, timer_id) do update
-    set event_type = excluded.event_type, due_at = excluded.due_at, state = 'scheduled', claimed_by = null, claimed_until = null, attempts = 0
-  returning timer_id
-), fx as (
-  insert into outbox (case_id, seq, effect_no, kind, payload)
-  select $1, $3, e.ord::int, e.value->>'kind', e.value from upd, jsonb_array_elements($23::jsonb) with ordinality as e(value, ord)
-  returning effect_no
-), idem as (
-  insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
-  select $1, $26, $27, $28, $29::jsonb from upd where $27::text is not null
-  returning key
-)
-select (select count(*) from upd)::int as applied,
-       (select jsonb_build_object('requestHash', request_hash, 'response', response) from idempotency_keys
-         where $27::text is not null and case_id = $1 and actor_id = $26 and key = $27) as prior`;
-
 const START_SQL = `
 with c as (
   insert into cases (id, definition_id, org_unit_id, state, data, snapshot, version, head_hash, status)
@@ -141,8 +102,8 @@ with c as (
   select $1, t.id, t.type, t.due::timestamptz from c, jsonb_to_recordset($23::jsonb) as t(id text, type text, due text)
   returning timer_id
 ), fx as (
-  insert into outbox (case_id, seq, effect_no, kind, payload)
-  select $1, 1, e.ord::int, e.value->>'kind', e.value from c, jsonb_array_elements($24::jsonb) with ordinality as e(value, ord)
+  insert into outbox (case_id, seq, effect_no, kind, payload, next_attempt_at)
+  select $1, 1, e.ord::int, e.value->>'kind', e.value, $15::timestamptz from c, jsonb_array_elements($24::jsonb) with ordinality as e(value, ord)
   returning effect_no
 ), idem as (
   insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
@@ -157,57 +118,10 @@ function json(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
-function params(input: AppendInput): (string | number | null)[] {
-  const e = input.event;
-  const idem = input.idempotency;
-  return [
-    input.caseId, // $1
-    input.expectedVersion, // $2
-    e.seq, // $3
-    json(input.state), // $4
-    json(input.data), // $5
-    json(input.snapshot), // $6
-    e.hash, // $7
-    input.status, // $8
-    input.orgUnitId, // $9
-    e.type, // $10
-    e.actorId, // $11
-    e.onBehalfOf, // $12
-    e.role, // $13
-    e.orgUnitId, // $14
-    json(e.payload), // $15
-    e.recordedAt, // $16
-    json(e.facts), // $17
-    json(e.resultingState), // $18
-    json(e.decision), // $19
-    e.prevHash, // $20
-    json(input.schedule), // $21
-    json(input.cancel), // $22
-    json(input.effects), // $23
-    input.firing?.timerId ?? null, // $24
-    input.firing?.claimedBy ?? null, // $25
-    idem?.actorId ?? null, // $26
-    idem?.key ?? null, // $27
-    idem?.requestHash ?? null, // $28
-    idem === undefined ? null : json(idem.response), // $29
-    input.firing?.markFired === true ? input.firing.timerId : null, // $30
-    input.definitionId ?? null, // $31
-  ];
-}
-
 function readResult(row: Record<string, unknown> | undefined): AppendResult {
   if (row !== undefined && Number(row['applied']) === 1) return { applied: true };
   const prior = row?.['prior'];
   return { applied: false, prior: prior === null || prior === undefined ? null : prior as PriorAnswer };
-}
-
-/**
- * Appends one event and applies everything it changes, if the case is still at `expectedVersion`.
- * @example const r = await appendEvent(store, { caseId, expectedVersion: 3, … }); if (!r.applied) reload and retry
- */
-export async function appendEvent(store: OpenedDatabase, input: AppendInput): Promise<AppendResult> {
-  const rows = await store.query(APPEND_SQL, params(input), 'wf_append_event');
-  return readResult(rows[0]);
 }
 
 /** Inserts a new case with its first event (seq 1), unless the id is taken or the idempotency key was used. */
@@ -360,8 +274,8 @@ with input as (
     set event_type = excluded.event_type, due_at = excluded.due_at, state = 'scheduled', claimed_by = null, claimed_until = null, attempts = 0
   returning timer_id
 ), fx as (
-  insert into outbox (case_id, seq, effect_no, kind, payload)
-  select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value from ok cross join lateral jsonb_array_elements(ok.effects) with ordinality as e(value, ord)
+  insert into outbox (case_id, seq, effect_no, kind, payload, next_attempt_at)
+  select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value, ok.recorded_at from ok cross join lateral jsonb_array_elements(ok.effects) with ordinality as e(value, ord)
   returning effect_no
 ), idem as (
   insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
