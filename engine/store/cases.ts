@@ -274,6 +274,8 @@ with input as (
     set event_type = excluded.event_type, due_at = excluded.due_at, state = 'scheduled', claimed_by = null, claimed_until = null, attempts = 0
   returning timer_id
 ), fx as (
+  -- Due at the event's recorded time (the engine's clock), not the database's now(), so the outbox
+  -- worker, which polls by the same injected clock, sees effects as soon as they are committed.
   insert into outbox (case_id, seq, effect_no, kind, payload, next_attempt_at)
   select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value, ok.recorded_at from ok cross join lateral jsonb_array_elements(ok.effects) with ordinality as e(value, ord)
   returning effect_no

@@ -24,6 +24,7 @@ const APP_PRIVILEGES = {
   idempotency_keys: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
   points_ledger: ['SELECT', 'INSERT'],
   archive_tombstones: ['SELECT'],
+  notifications: ['SELECT', 'INSERT', 'DELETE'],
 } as const satisfies Record<keyof Database, readonly Privilege[]>;
 
 /** Kysely's bookkeeping, readable so the application can tell whether the schema is current. */

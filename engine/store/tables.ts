@@ -137,6 +137,25 @@ export interface OutboxTable {
   last_error: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   delivered_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** When the effect gave up and entered the dead-letter list (migration 0003). */
+  dead_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+/** Delivered notify/escalated/reassigned/missed effects: inboxes of people and of roles in units (migration 0003). */
+export interface NotificationsTable {
+  case_id: Frozen<string>;
+  seq: Frozen<number>;
+  effect_no: Frozen<number>;
+  /** 1 unless one effect reached several units (a `missed` effect names each unit it missed). */
+  recipient_no: ColumnType<number, number | undefined, never>;
+  kind: Frozen<string>;
+  role: Frozen<string | null>;
+  org_unit_id: Frozen<string | null>;
+  person_id: Frozen<string | null>;
+  message: Frozen<string>;
+  reason: Frozen<string | null>;
+  payload: ColumnType<JsonValue, string | undefined, never>;
+  created_at: ColumnType<Date, Date | string, never>;
 }
 
 export interface IdempotencyKeysTable {
@@ -191,4 +210,5 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   points_ledger: PointsLedgerTable;
   archive_tombstones: ArchiveTombstonesTable;
+  notifications: NotificationsTable;
 }

@@ -3,6 +3,7 @@
 import type { Migration } from 'kysely';
 import * as coreTables from './0001-core-tables.ts';
 import * as auditGuards from './0002-audit-guards.ts';
+import * as outboxDeliveries from './0003-outbox-deliveries.ts';
 
 /**
  * Every migration of the store, by name.
@@ -15,4 +16,5 @@ import * as auditGuards from './0002-audit-guards.ts';
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-core-tables': coreTables,
   '0002-audit-guards': auditGuards,
+  '0003-outbox-deliveries': outboxDeliveries,
 });
