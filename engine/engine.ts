@@ -20,6 +20,7 @@ import { liveOracle, MemoryOrg, type OrgLevel, type OrgView, type RoleGrant } fr
 import { applyEvent, startCase as startStep, type CaseSnapshot, type StepOutcome } from './step.ts';
 import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PriorAnswer } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
+import { holdsTimer } from './store/timers.ts';
 import { definitionById, findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
 
 /** The time source; tests inject one they can move. */
@@ -214,6 +215,11 @@ export class Engine {
   /** Replaces the working-day calendar (holidays change yearly); recorded deadlines keep their values. */
   setCalendar(calendar: Calendar): void {
     this.calendar = calendar;
+  }
+
+  /** The working-day calendar deadlines are computed with now (case operations that arm timers need it). */
+  get workCalendar(): Calendar {
+    return this.calendar;
   }
 
   now(): string {
@@ -503,10 +509,9 @@ export class Engine {
         this.forget(caseId);
         return this.answer(result.prior, requestHash);
       }
-      if (firing !== undefined) {
-        // The claim was lost or the case moved on; let the re-read decide.
-        fresh = true;
-        continue;
+      if (firing !== undefined && !(await holdsTimer(this.store, { caseId, timerId: firing.timerId }, firing.claimedBy))) {
+        // Another node holds the timer now (this one's lease ran out): it is theirs to fire.
+        throw new EngineError('NOT_POSSIBLE', `Timer ${firing.timerId} is no longer claimed by ${firing.claimedBy}.`, { caseId, timerId: firing.timerId });
       }
       fresh = true; // someone else wrote first: recompute on their result
     }
