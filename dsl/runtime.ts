@@ -7,7 +7,7 @@
  * whatever it wants done outside — notifications, points, webhooks — goes out as emitted
  * `effect` events, which XState's `transition()` returns as actions without running them.
  */
-import { assign, emit, enqueueActions, setup, type AnyStateMachine } from 'xstate';
+import { assign, createActor, emit, enqueueActions, setup, type AnyActorRef, type AnyActorScope, type AnyMachineSnapshot, type AnyStateMachine, type ExecutableActionObject } from 'xstate';
 import type * as A from './ast.ts';
 import type { ActionSpec, CompiledDefinition, GuardSpec, ScopeRef, WhoSpec } from './compile.ts';
 import { compileExpr, type EvalEnv, type Evaluator, type Oracle } from './expr-eval.ts';
@@ -90,6 +90,13 @@ export interface Runtime {
   readonly evalWho: (who: WhoSpec, state: string | null, ctx: CaseContext, event: CaseEvent) => Value;
   /** Messages of the `require` clauses that fail for this event, in order, for a clear refusal. */
   readonly failedRequires: (state: string, ctx: CaseContext, event: CaseEvent) => string[];
+  /**
+   * XState's pure `transition(machine, snapshot, event)`: the next snapshot and the actions to
+   * carry out, none executed. Same machine code, without the throwaway actor per call (see `inertScope`).
+   */
+  readonly transition: (snapshot: AnyMachineSnapshot, event: CaseEvent) => [AnyMachineSnapshot, ExecutableActionObject[]];
+  /** XState's pure `initialTransition(machine, input)`, likewise. */
+  readonly initialTransition: (input: StartInput) => [AnyMachineSnapshot, ExecutableActionObject[]];
 }
 
 const NEVER_MS = 100 * 365 * 86_400_000;
@@ -98,8 +105,23 @@ function isInit(e: unknown): e is { type: 'xstate.init'; input: StartInput } {
   return typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'xstate.init';
 }
 
+type Envelope = { now: string; actor: string | null; oracle: Oracle; payload: Readonly<Record<string, Value>>; instance: string | null; trace?: TraceEntry[] };
+
+// Every guard, action and delay of a step asks for the envelope of the same (immutable) event
+// object, several times each: keep the last one rather than building it again.
+let lastEvent: unknown;
+let lastEnvelope: Envelope | undefined;
+
 /** The time, actor and oracle of whatever event XState passes in, including the init event. */
-function envelope(e: unknown): { now: string; actor: string | null; oracle: Oracle; payload: Readonly<Record<string, Value>>; instance: string | null; trace?: TraceEntry[] } {
+function envelope(e: unknown): Envelope {
+  if (e === lastEvent && lastEnvelope !== undefined) return lastEnvelope;
+  const env = makeEnvelope(e);
+  lastEvent = e;
+  lastEnvelope = env;
+  return env;
+}
+
+function makeEnvelope(e: unknown): Envelope {
   if (isInit(e)) {
     const i = e.input;
     return i.trace === undefined
@@ -390,7 +412,32 @@ export function instantiate(def: CompiledDefinition): Runtime {
     return spec.requires.filter((r) => !truthy(ev(r.test, ref)(env))).map((r) => r.message ?? 'A condition of this event does not hold.');
   };
 
-  return { definition: def, machine, evalWho, failedRequires };
+  // XState's `transition()`/`initialTransition()` build a new inert actor for every call, and the
+  // actor's constructor eagerly computes the machine's initial snapshot with no input, which makes
+  // our context factory throw (caught and discarded by XState): over half the cost of a step. The
+  // scope below is what those helpers pass to `machine.transition`/`getInitialSnapshot`, built
+  // around one actor per runtime. Sharing its system is safe because these machines spawn and
+  // invoke no children (the only reason XState gives each call a fresh one); actions are collected,
+  // never executed, exactly as there.
+  let inertSelf: AnyActorRef | undefined;
+  const noop = (): void => {};
+  const inertScope = (collected: ExecutableActionObject[]): AnyActorScope => {
+    inertSelf ??= createActor(machine);
+    return {
+      self: inertSelf, id: '', sessionId: '', logger: noop, defer: noop, emit: noop, stopChild: noop,
+      system: inertSelf.system, actionExecutor: (a) => { collected.push(a); },
+    };
+  };
+  const transition = (snapshot: AnyMachineSnapshot, event: CaseEvent): [AnyMachineSnapshot, ExecutableActionObject[]] => {
+    const collected: ExecutableActionObject[] = [];
+    return [machine.transition(snapshot, event, inertScope(collected)), collected];
+  };
+  const initialTransition = (input: StartInput): [AnyMachineSnapshot, ExecutableActionObject[]] => {
+    const collected: ExecutableActionObject[] = [];
+    return [machine.getInitialSnapshot(inertScope(collected), input), collected];
+  };
+
+  return { definition: def, machine, evalWho, failedRequires, transition, initialTransition };
 }
 
 function scaled(d: Value, k: number): Value {

@@ -4,13 +4,13 @@
  * runs the machine, and returns the next snapshot with the work the store must do in the same
  * transaction (timers to schedule and cancel) and after it (effects).
  */
-import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import type { AnyMachineSnapshot } from 'xstate';
 import type { CaseContext, CaseEvent, Effect, EffectEvent, Runtime, StartInput, TraceEntry } from '../dsl/runtime.ts';
 import type { Value } from '../dsl/types.ts';
 import { validateRecord, type FieldError } from '../dsl/values.ts';
 import { authorize, type Authorization } from './authorize.ts';
 import { EngineError } from './errors.ts';
-import type { OrgView } from './org.ts';
+import { NO_FACTS, replayOracle, type Facts, type OrgView } from './org.ts';
 
 /** A case's state as stored: JSON. */
 export interface CaseSnapshot {
@@ -92,7 +92,7 @@ export function startCase(rt: Runtime, input: Omit<StartInput, 'trace'>, org: Or
   const probe: CaseEvent = { type: 'xstate.init', actor: input.actor, now: input.now, oracle: input.oracle };
   const authorization = authorize(rt, null, def.start.who, ctx, probe, org);
   const trace: TraceEntry[] = [];
-  const [snap, actions] = initialTransition(rt.machine, { ...input, data, trace });
+  const [snap, actions] = rt.initialTransition({ ...input, data, trace });
   const { effects, schedule, cancel } = collect(actions as readonly ActionLike[], input.now);
   return { snapshot: toSnapshot(snap), effects, schedule, cancel, trace, authorization, payload: {} };
 }
@@ -152,7 +152,7 @@ export function applyEvent(rt: Runtime, snapshot: CaseSnapshot, event: Omit<Case
   const trace: TraceEntry[] = [];
   const full: CaseEvent = { ...event, payload, instance, trace };
   const current = rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
-  const [next, actions] = transition(rt.machine, current, full);
+  const [next, actions] = rt.transition(current, full);
   const took = (actions as readonly ActionLike[]).length > 0 || next.value !== current.value || next.context !== current.context;
   if (!took) {
     const failed = rt.failedRequires(snapshot.state, snapshot.context, full);
@@ -164,4 +164,68 @@ export function applyEvent(rt: Runtime, snapshot: CaseSnapshot, event: Omit<Case
   if (dataCheck.errors.length > 0) throw fieldErrors(dataCheck.errors);
   const { effects, schedule, cancel } = collect(actions as readonly ActionLike[], event.now);
   return { snapshot: out, effects, schedule, cancel, trace, authorization, payload };
+}
+
+// ---- replay ------------------------------------------------------------------------------
+
+/** What replay needs of a stored event row (a structural subset of the store's `EventRecord`). */
+export interface RecordedEvent {
+  readonly seq: number;
+  readonly type: string;
+  readonly actorId: string | null;
+  readonly onBehalfOf: string | null;
+  readonly orgUnitId: string | null;
+  readonly payload: unknown;
+  /** ISO-8601 UTC, as the engine wrote it. */
+  readonly recordedAt: string;
+  /** `{ oracle, authorization }` for machine events; `{ system: true, definitionId }` for system events. */
+  readonly facts: unknown;
+}
+
+/** The outcome of replaying one event: what `applyEvent` would have returned, less the checks. */
+export type ReplayedStep = Omit<StepOutcome, 'authorization' | 'payload'>;
+
+function recordedFacts(facts: unknown): { oracle: Facts; instance: string | null } {
+  const f = (typeof facts === 'object' && facts !== null ? facts : {}) as { oracle?: unknown; authorization?: unknown };
+  const auth = (typeof f.authorization === 'object' && f.authorization !== null ? f.authorization : {}) as { instance?: unknown };
+  const oracle = typeof f.oracle === 'object' && f.oracle !== null ? { ...NO_FACTS, ...(f.oracle as Partial<Facts>) } : NO_FACTS;
+  return { oracle, instance: typeof auth.instance === 'string' ? auth.instance : null };
+}
+
+function recordedPayload(payload: unknown): Record<string, Value> {
+  return typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload as Record<string, Value> : {};
+}
+
+/**
+ * Re-runs one recorded event through the same XState transition code as `startCase`/`applyEvent`,
+ * without asking anyone anything: the time is the recorded time, the oracle answers from the
+ * recorded facts, the multi-unit instance is the recorded one and the payload is taken as
+ * recorded (it was validated when it was written). Authorization and payload checks are not
+ * repeated: they were decided against the org tree of the time, which may have changed since.
+ * A 'start' record (seq 1) starts the case from its recorded data, unit and actor; `snapshot`
+ * is ignored for it. System events (`case.*`) are not machine transitions and are not handled here.
+ * @example
+ * let s: CaseSnapshot | null = null;
+ * for (const e of events) s = replayEvent(rt, s, e).snapshot;
+ */
+export function replayEvent(rt: Runtime, snapshot: CaseSnapshot | null, record: RecordedEvent): ReplayedStep {
+  const { oracle: facts, instance } = recordedFacts(record.facts);
+  const oracle = replayOracle(facts);
+  const now = record.recordedAt;
+  const trace: TraceEntry[] = [];
+  if (record.type === 'start') {
+    // The start record keeps the data as sent; the machine started from it after defaults were applied.
+    const { value: data } = validateRecord(rt.definition.caseFields, recordedPayload(record.payload), {});
+    const [snap, actions] = rt.initialTransition({ data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace });
+    return { snapshot: toSnapshot(snap), trace, ...collect(actions as readonly ActionLike[], now) };
+  }
+  if (snapshot === null) throw new Error(`Event ${record.seq} (${record.type}) has no case to apply to: the log does not begin with a start event.`);
+  const event: CaseEvent = {
+    type: record.type, payload: recordedPayload(record.payload), actor: record.actorId, instance, now, oracle, trace,
+    ...(record.onBehalfOf === null ? {} : { onBehalfOf: record.onBehalfOf }),
+  };
+  // From the plain snapshot, as `applyEvent` does with a stored one.
+  const current = rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
+  const [next, actions] = rt.transition(current, event);
+  return { snapshot: toSnapshot(next), trace, ...collect(actions as readonly ActionLike[], now) };
 }
