@@ -5,6 +5,7 @@
  *   wf compile <file>                    the compiled definition (XState config and named implementations) as JSON
  *   wf graph <file> [--format mermaid|svg|dot] [-o out]
  *   wf test [scenario files…]            run `*.test.yaml` scenarios in memory (default: all under workflows/)
+ *   wf token --actor ID [--secret S] [--ttl 12h]   a bearer token for the HTTP API
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,8 @@ import { compile, type CompiledDefinition } from '../dsl/compile.ts';
 import type { Diagnostic } from '../dsl/diagnostics.ts';
 import { toDot, toMermaid, toSvg } from '../dsl/graph.ts';
 import { loadFixtures, runScenario, ScenarioFormatError } from '../engine/scenario.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, MIN_SECRET_LENGTH, signToken } from '../server/auth.ts';
+import { readSecretFile, secretFile } from '../server/secret.ts';
 import { formatDiagnostic } from './format.ts';
 
 export interface Io {
@@ -36,6 +39,9 @@ const USAGE = `Usage:
   wf graph <file> [--format mermaid|svg|dot] [-o <out>]
                                                  draw the workflow as a statechart
   wf test [<scenario files or folders>…]          run scenarios (*.test.yaml); default: workflows/
+  wf token --actor <id> [--secret <s>] [--ttl 12h]
+                                                 print a bearer token for the HTTP API (secret: --secret,
+                                                 else JWT_SECRET, else the data directory's, DATA_DIR=./data)
   wf help                                        this text`;
 
 /** Imports are read relative to the importing file. */
@@ -60,6 +66,11 @@ function parseArgs(argv: readonly string[]): Parsed {
       const v = argv[i + 1];
       if (v === undefined) throw new UsageError(`${a} needs a value.`);
       flags.set(a === '--format' ? 'format' : 'out', v);
+      i++;
+    } else if (a === '--actor' || a === '--secret' || a === '--ttl') {
+      const v = argv[i + 1];
+      if (v === undefined) throw new UsageError(`${a} needs a value.`);
+      flags.set(a.slice(2), v);
       i++;
     } else if (a.startsWith('--format=')) flags.set('format', a.slice(9));
     else if (a.startsWith('-') && a !== '-') throw new UsageError(`Unknown option ${a}.`);
@@ -243,6 +254,34 @@ async function cmdTest(args: Parsed, io: Io): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
+/** `90`, `90s`, `30m`, `12h`, `7d` → seconds. */
+function ttlSeconds(text: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
+  const n = m === null ? NaN : Number(m[1]) * ({ s: 1, m: 60, h: 3600, d: 86_400 } as const)[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`--ttl ${text} is not a duration; write e.g. 3600, 30m, 12h or 7d.`);
+  return n;
+}
+
+async function cmdToken(args: Parsed, io: Io): Promise<number> {
+  if (args.positional.length > 0) throw new UsageError('wf token takes no file names; name the actor with --actor ID.');
+  const actor = args.flags.get('actor');
+  if (typeof actor !== 'string' || actor.trim() === '') throw new UsageError('wf token needs --actor ID.');
+  const given = args.flags.get('secret');
+  const dataDir = path.resolve(io.cwd, process.env['DATA_DIR'] || 'data');
+  const secret = typeof given === 'string' ? given : process.env['JWT_SECRET'] || readSecretFile(dataDir);
+  if (secret === undefined) {
+    io.err(`wf: no secret to sign with: pass --secret, set JWT_SECRET, or start the server once (npm start) so it creates ${relative(io, secretFile(dataDir))}.`);
+    return 1;
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    io.err(`wf: the secret must be at least ${MIN_SECRET_LENGTH} characters.`);
+    return 1;
+  }
+  const ttl = args.flags.get('ttl');
+  io.out(await signToken(secret, actor, { ttlSeconds: typeof ttl === 'string' ? ttlSeconds(ttl) : DEFAULT_TOKEN_TTL_SECONDS }));
+  return 0;
+}
+
 /**
  * Runs the CLI and returns its exit code: 0 success, 1 problems found, 2 usage error.
  * @example process.exitCode = await main(['check', 'workflows/五单服务.wf']);
@@ -256,6 +295,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       case 'compile': return await cmdCompile(args, io);
       case 'graph': return await cmdGraph(args, io);
       case 'test': return await cmdTest(args, io);
+      case 'token': return await cmdToken(args, io);
       case undefined: case 'help': case '--help': case '-h':
         io.out(USAGE);
         return cmd === undefined ? 2 : 0;

@@ -411,8 +411,11 @@ export class Engine {
     return view;
   }
 
-  /** Applies an event sent by a person. */
+  /** Applies an event sent by a person. Timer events are the poller's alone: a person cannot fire a deadline early. */
   async sendEvent(caseId: string, input: SendInput): Promise<CaseView> {
+    if (input.type.startsWith('xstate.')) {
+      throw new EngineError('NOT_ALLOWED', `"${input.type}" is an internal event; only the timer poller may send it.`, { event: input.type, allowed: [] });
+    }
     return this.apply(caseId, input, undefined);
   }
 

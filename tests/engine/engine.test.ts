@@ -104,6 +104,14 @@ describe('a case through the 五单 loop', () => {
     expect((await refusal(engine.startCase({ workflow: '没有', orgUnit: '永乐社区', actor: null, data: {} }))).code).toBe('DEFINITION_NOT_FOUND');
     expect((await loadEvents(store, c.id)).length).toBe(1);
   });
+
+  it('a person cannot fire a deadline early by sending its timer event (regression)', async () => {
+    const c = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA });
+    const timer = `xstate.after.待派单/t2.五单服务.待派单`;
+    const e = await refusal(engine.sendEvent(c.id, { type: timer, actor: '社区书记张' }));
+    expect(e.code).toBe('NOT_ALLOWED');
+    expect(await engine.getCase(c.id)).toMatchObject({ unit: '永乐社区', version: 1 });
+  });
 });
 
 describe('idempotency', () => {

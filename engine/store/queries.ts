@@ -1,0 +1,224 @@
+/**
+ * Read-only queries behind the HTTP API's lists: a case's history page by page, the case ledger
+ * (台账) filtered by workflow, state, org subtree and time, deployed definitions without their
+ * bulky source, and the org tree. Each is one statement; lists page by keyset, never by offset,
+ * so a page stays cheap however deep the reader goes and rows inserted meanwhile are not skipped.
+ */
+import type { OpenedDatabase } from './open.ts';
+
+function iso(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+/** An event as the history shows it; JSON columns come back parsed from both drivers. */
+export interface HistoryRow {
+  readonly seq: number;
+  readonly type: string;
+  readonly actorId: string | null;
+  readonly onBehalfOf: string | null;
+  readonly role: string | null;
+  readonly orgUnitId: string | null;
+  readonly payload: unknown;
+  readonly recordedAt: string;
+  readonly facts: unknown;
+  readonly resultingState: unknown;
+  readonly decision: unknown;
+  readonly prevHash: string | null;
+  readonly hash: string;
+}
+
+/**
+ * Up to `limit` events of a case with `seq > afterSeq`, in order; undefined when there is no such
+ * case (an existing case with no further events gives an empty list). One round trip: the case
+ * row is joined to the page, so "no case" and "no more events" are told apart without a second query.
+ * @example const page = await historyPage(store, caseId, 0, 100);
+ */
+export async function historyPage(store: OpenedDatabase, caseId: string, afterSeq: number, limit: number): Promise<HistoryRow[] | undefined> {
+  const rows = await store.query<Record<string, unknown>>(
+    `select c.id as case_found, e.*
+       from cases c
+       left join lateral (
+         select seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state, decision, prev_hash, hash
+           from events where case_id = c.id and seq > $2 order by seq limit $3
+       ) e on true
+      where c.id = $1
+      order by e.seq`,
+    [caseId, afterSeq, limit], 'wf_q_history_page');
+  if (rows.length === 0) return undefined;
+  const out: HistoryRow[] = [];
+  for (const r of rows) {
+    if (r['seq'] === null || r['seq'] === undefined) continue;
+    out.push({
+      seq: Number(r['seq']),
+      type: String(r['type']),
+      actorId: (r['actor_id'] as string | null) ?? null,
+      onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+      role: (r['role'] as string | null) ?? null,
+      orgUnitId: (r['org_unit_id'] as string | null) ?? null,
+      payload: r['payload'],
+      recordedAt: iso(r['recorded_at']),
+      facts: r['facts'],
+      resultingState: r['resulting_state'],
+      decision: r['decision'] ?? null,
+      prevHash: (r['prev_hash'] as string | null) ?? null,
+      hash: String(r['hash']),
+    });
+  }
+  return out;
+}
+
+/** What the case ledger filters on; every field is optional and they combine with AND. */
+export interface CaseQuery {
+  readonly workflow?: string;
+  readonly state?: string;
+  /** Cases whose responsible unit is this unit or any unit below it. */
+  readonly orgUnit?: string;
+  /** A stored status: active, done, stopped (suspended), error, archived. */
+  readonly status?: string;
+  /** Inclusive lower bound on the creation time (ISO-8601). */
+  readonly createdFrom?: string;
+  /** Exclusive upper bound on the creation time (ISO-8601). */
+  readonly createdTo?: string;
+  /** Keyset position: rows strictly after it in the list's order (newest first). */
+  readonly after?: CasePosition;
+  readonly limit: number;
+}
+
+/** A row's place in the ledger's order: creation time in microseconds since the epoch (as text, exact) and id. */
+export interface CasePosition {
+  readonly createdUs: string;
+  readonly id: string;
+}
+
+export interface CaseLedgerRow {
+  readonly id: string;
+  readonly workflow: string;
+  readonly definitionId: string;
+  readonly definitionVersion: number;
+  readonly state: string;
+  readonly status: string;
+  readonly orgUnitId: string;
+  readonly submitter: string | null;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly createdUs: string;
+}
+
+/**
+ * One page of the case ledger, newest first. The org filter walks the tree in the same statement
+ * (a recursive CTE), so "this street and everything below it" needs no second query.
+ * @example const rows = await casePage(store, { workflow: '五单服务', orgUnit: '龙形街道', limit: 50 });
+ */
+export async function casePage(store: OpenedDatabase, q: CaseQuery): Promise<CaseLedgerRow[]> {
+  const rows = await store.query<Record<string, unknown>>(
+    `with recursive under(id) as (
+       select id from org_units where $3::text is not null and id = $3
+       union
+       select u.id from org_units u join under h on u.parent_id = h.id
+     ), keyed as (
+       select c.*, (extract(epoch from c.created_at) * 1000000)::bigint as created_key from cases c
+     )
+     select k.id, d.name as workflow, k.definition_id, d.version as def_version, k.state, k.status, k.org_unit_id,
+            k.snapshot->>'submitter' as submitter, k.version, k.created_at, k.updated_at, k.created_key::text as created_us
+       from keyed k join definitions d on d.id = k.definition_id
+      where ($1::text is null or d.name = $1)
+        and ($2::jsonb is null or k.state = $2::jsonb)
+        and ($3::text is null or k.org_unit_id in (select id from under))
+        and ($4::text is null or k.status = $4)
+        and ($5::timestamptz is null or k.created_at >= $5::timestamptz)
+        and ($6::timestamptz is null or k.created_at < $6::timestamptz)
+        and ($7::bigint is null or (k.created_key, k.id) < ($7::bigint, $8::text))
+      order by k.created_key desc, k.id desc
+      limit $9`,
+    [
+      q.workflow ?? null, q.state === undefined ? null : JSON.stringify(q.state), q.orgUnit ?? null, q.status ?? null,
+      q.createdFrom ?? null, q.createdTo ?? null, q.after?.createdUs ?? null, q.after?.id ?? null, q.limit,
+    ],
+    'wf_q_case_page');
+  return rows.map((r) => ({
+    id: String(r['id']),
+    workflow: String(r['workflow']),
+    definitionId: String(r['definition_id']),
+    definitionVersion: Number(r['def_version']),
+    // jsonb arrives parsed: a state name is a JSON string.
+    state: typeof r['state'] === 'string' ? r['state'] : JSON.stringify(r['state']),
+    status: String(r['status']),
+    orgUnitId: String(r['org_unit_id']),
+    submitter: (r['submitter'] as string | null) ?? null,
+    version: Number(r['version']),
+    createdAt: iso(r['created_at']),
+    updatedAt: iso(r['updated_at']),
+    createdUs: String(r['created_us']),
+  }));
+}
+
+/** A deployed version without its source and compiled machine. */
+export interface DefinitionListRow {
+  readonly id: string;
+  readonly name: string;
+  readonly version: number;
+  readonly label: string | null;
+  readonly compilerVersion: string;
+  readonly createdAt: string;
+}
+
+/**
+ * Every deployed version, by name then version, without the source and machine (which can be
+ * large); the label is read out of the stored compiled definition.
+ * @example const defs = await definitionList(store);
+ */
+export async function definitionList(store: OpenedDatabase): Promise<DefinitionListRow[]> {
+  const rows = await store.query<Record<string, unknown>>(
+    `select id, name, version, compiled->>'label' as label, compiler_version, created_at from definitions order by name, version`,
+    [], 'wf_q_definition_list');
+  return rows.map((r) => ({
+    id: String(r['id']),
+    name: String(r['name']),
+    version: Number(r['version']),
+    label: (r['label'] as string | null) ?? null,
+    compilerVersion: String(r['compiler_version']),
+    createdAt: iso(r['created_at']),
+  }));
+}
+
+export interface OrgUnitListRow {
+  readonly id: string;
+  readonly parent: string | null;
+  readonly level: string;
+  readonly name: string;
+}
+
+/**
+ * The whole org tree, by id.
+ * @example const units = await orgUnitList(store);
+ */
+export async function orgUnitList(store: OpenedDatabase): Promise<OrgUnitListRow[]> {
+  const rows = await store.query<{ id: string; parent_id: string | null; level: string; name: string }>(
+    'select id, parent_id, level, name from org_units order by id', [], 'wf_q_org_units');
+  return rows.map((r) => ({ id: r.id, parent: r.parent_id, level: r.level, name: r.name }));
+}
+
+/**
+ * One org unit with the ids of its children, or undefined.
+ * @example const u = await orgUnitWithChildren(store, '龙形街道'); // { id, parent: '黎平县', children: ['永乐社区', …] }
+ */
+export async function orgUnitWithChildren(store: OpenedDatabase, id: string): Promise<(OrgUnitListRow & { readonly children: readonly string[] }) | undefined> {
+  const rows = await store.query<{ id: string; parent_id: string | null; level: string; name: string; children: unknown }>(
+    `select u.id, u.parent_id, u.level, u.name,
+            coalesce((select jsonb_agg(c.id order by c.id) from org_units c where c.parent_id = u.id), '[]'::jsonb) as children
+       from org_units u where u.id = $1`,
+    [id], 'wf_q_org_unit');
+  const r = rows[0];
+  if (r === undefined) return undefined;
+  return { id: r.id, parent: r.parent_id, level: r.level, name: r.name, children: Array.isArray(r.children) ? r.children.map(String) : [] };
+}
+
+/**
+ * Whether the database answers a trivial query: the readiness probe.
+ * @example if (!(await ping(store))) reply.code(503);
+ */
+export async function ping(store: OpenedDatabase): Promise<boolean> {
+  const rows = await store.query<{ ok: number }>('select 1 as ok', []);
+  return Number(rows[0]?.ok) === 1;
+}
