@@ -20,6 +20,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { caseRoutes } from './routes/cases.ts';
 import { definitionRoutes } from './routes/definitions.ts';
 import { healthRoutes } from './routes/health.ts';
+import { operationRoutes } from './routes/operations.ts';
 import { orgRoutes } from './routes/org.ts';
 
 /** The app's Fastify instance type, with TypeBox inference on its routes. */
@@ -52,7 +53,8 @@ export interface AppOptions {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** POST routes that change nothing (a read-only caller may use them). */
-const READ_ONLY_POSTS = new Set(['/v1/definitions/check']);
+/** POSTs that change nothing, so read-only roles (auditors) may use them. */
+const READ_ONLY_POSTS = new Set(['/v1/definitions/check', '/v1/cases/:id/verify', '/v1/cases/:id/replay']);
 
 // TypeBox checks string formats (date-time, uri…) only once they are registered.
 registerAjvFormats();
@@ -271,6 +273,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(definitionRoutes, ctx);
   await app.register(caseRoutes, ctx);
   await app.register(orgRoutes, ctx);
+  await app.register(operationRoutes, ctx);
 
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true, rateLimit: false } }, async () => app.swagger());
 

@@ -562,6 +562,14 @@ describe('read-only roles and rate limits (separate app instances on the same en
     const start = await strict.inject({ method: 'POST', url: '/v1/cases', headers, payload: { workflow: '五单服务', orgUnit: '永乐社区', data: ORDER } });
     expect(start.statusCode).toBe(403);
     expect(JSON.parse(start.body)).toMatchObject({ code: 'NOT_ALLOWED', readOnly: true });
+    // Auditor checks are POSTs that change nothing: read-only roles may run them.
+    const some = await strict.inject({ method: 'POST', url: '/v1/cases', headers: await h.auth('居民王先生'), payload: { workflow: '五单服务', orgUnit: '永乐社区', data: ORDER } });
+    const caseId = (JSON.parse(some.body) as { id: string }).id;
+    for (const check of ['verify', 'replay']) {
+      const r = await strict.inject({ method: 'POST', url: `/v1/cases/${caseId}/${check}`, headers });
+      expect(r.statusCode, check).toBe(200);
+      expect(JSON.parse(r.body)).toMatchObject({ ok: true });
+    }
     // Others are unaffected.
     const resident = await strict.inject({ method: 'POST', url: '/v1/cases', headers: await h.auth('居民王先生'), payload: { workflow: '五单服务', orgUnit: '永乐社区', data: ORDER } });
     expect(resident.statusCode).toBe(201);
