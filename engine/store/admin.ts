@@ -4,14 +4,12 @@
  * events these operations record go through the engine's one-statement append like any other.
  */
 import type { OpenedDatabase } from './open.ts';
+import { iso } from './rows.ts';
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
 /** A timer that has not fired or been cancelled yet. */
 export interface LiveTimer {

@@ -4,10 +4,8 @@
  */
 import type { CaseRow, EventRecord } from './cases.ts';
 import type { OpenedDatabase } from './open.ts';
+import { iso } from './rows.ts';
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
 /**
  * The rows of the given cases, by id; ids with no row are absent from the map.

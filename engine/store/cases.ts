@@ -6,6 +6,7 @@
  * such statement (group commit).
  */
 import type { OpenedDatabase } from './open.ts';
+import { eventFromRow, iso, type EventRecord } from './rows.ts';
 
 /** What the store knows of a case, enough to run its next step. */
 export interface CaseRow {
@@ -23,23 +24,7 @@ export interface CaseRow {
   readonly updatedAt: string;
 }
 
-/** An event row as written and read back. JSON columns are given as values. */
-export interface EventRecord {
-  readonly caseId: string;
-  readonly seq: number;
-  readonly type: string;
-  readonly actorId: string | null;
-  readonly onBehalfOf: string | null;
-  readonly role: string | null;
-  readonly orgUnitId: string | null;
-  readonly payload: unknown;
-  readonly recordedAt: string;
-  readonly facts: unknown;
-  readonly resultingState: unknown;
-  readonly decision: unknown;
-  readonly prevHash: string | null;
-  readonly hash: string;
-}
+export type { EventRecord } from './rows.ts';
 
 export interface TimerWrite {
   readonly id: string;
@@ -166,9 +151,6 @@ function parseJson<T>(v: unknown): T {
   return v as T;
 }
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
 /** Reads a case row, or undefined. */
 export async function loadCase(store: OpenedDatabase, caseId: string): Promise<CaseRow | undefined> {
@@ -192,31 +174,13 @@ export async function loadCase(store: OpenedDatabase, caseId: string): Promise<C
   };
 }
 
-function toEvent(r: Record<string, unknown>): EventRecord {
-  return {
-    caseId: String(r['case_id']),
-    seq: Number(r['seq']),
-    type: String(r['type']),
-    actorId: (r['actor_id'] as string | null) ?? null,
-    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
-    role: (r['role'] as string | null) ?? null,
-    orgUnitId: (r['org_unit_id'] as string | null) ?? null,
-    payload: parseJson(r['payload']),
-    recordedAt: iso(r['recorded_at']),
-    facts: parseJson(r['facts']),
-    resultingState: parseJson(r['resulting_state']),
-    decision: parseJson(r['decision']),
-    prevHash: (r['prev_hash'] as string | null) ?? null,
-    hash: String(r['hash']),
-  };
-}
 
 /** A case's events in order, optionally only those recorded up to a time. */
 export async function loadEvents(store: OpenedDatabase, caseId: string, upTo?: string): Promise<EventRecord[]> {
   const rows = upTo === undefined
     ? await store.query<Record<string, unknown>>('select * from events where case_id = $1 order by seq', [caseId], 'wf_load_events')
     : await store.query<Record<string, unknown>>('select * from events where case_id = $1 and recorded_at <= $2::timestamptz order by seq', [caseId, upTo], 'wf_load_events_upto');
-  return rows.map(toEvent);
+  return rows.map(eventFromRow);
 }
 
 /** Events of many cases at once, grouped by case, for bulk replay. */
@@ -226,7 +190,7 @@ export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly
     [json(caseIds)], 'wf_load_events_bulk');
   const out = new Map<string, EventRecord[]>();
   for (const r of rows) {
-    const e = toEvent(r);
+    const e = eventFromRow(r);
     const list = out.get(e.caseId);
     if (list === undefined) out.set(e.caseId, [e]);
     else list.push(e);

@@ -5,6 +5,7 @@
  * injected clock moves leases and backoff in tests exactly as real time does in production.
  */
 import type { OpenedDatabase } from './open.ts';
+import { iso, isoOrNull } from './rows.ts';
 import type { OutboxStatus } from './tables.ts';
 
 /** The key of one effect: the event that produced it and its position among that event's effects. */
@@ -53,13 +54,7 @@ from due
 where o.case_id = due.case_id and o.seq = due.seq and o.effect_no = due.effect_no
 returning ${COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}`;
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
-function isoOrNull(v: unknown): string | null {
-  return v === null || v === undefined ? null : iso(v);
-}
 
 function toRow(r: Record<string, unknown>): OutboxRow {
   return {

@@ -5,27 +5,11 @@
  * so a page stays cheap however deep the reader goes and rows inserted meanwhile are not skipped.
  */
 import type { OpenedDatabase } from './open.ts';
+import { eventFromRow, iso, type EventRecord } from './rows.ts';
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
-/** An event as the history shows it; JSON columns come back parsed from both drivers. */
-export interface HistoryRow {
-  readonly seq: number;
-  readonly type: string;
-  readonly actorId: string | null;
-  readonly onBehalfOf: string | null;
-  readonly role: string | null;
-  readonly orgUnitId: string | null;
-  readonly payload: unknown;
-  readonly recordedAt: string;
-  readonly facts: unknown;
-  readonly resultingState: unknown;
-  readonly decision: unknown;
-  readonly prevHash: string | null;
-  readonly hash: string;
-}
+/** An event as the history shows it. */
+export type HistoryRow = Omit<EventRecord, 'caseId'>;
 
 /**
  * Up to `limit` events of a case with `seq > afterSeq`, in order; undefined when there is no such
@@ -48,21 +32,8 @@ export async function historyPage(store: OpenedDatabase, caseId: string, afterSe
   const out: HistoryRow[] = [];
   for (const r of rows) {
     if (r['seq'] === null || r['seq'] === undefined) continue;
-    out.push({
-      seq: Number(r['seq']),
-      type: String(r['type']),
-      actorId: (r['actor_id'] as string | null) ?? null,
-      onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
-      role: (r['role'] as string | null) ?? null,
-      orgUnitId: (r['org_unit_id'] as string | null) ?? null,
-      payload: r['payload'],
-      recordedAt: iso(r['recorded_at']),
-      facts: r['facts'],
-      resultingState: r['resulting_state'],
-      decision: r['decision'] ?? null,
-      prevHash: (r['prev_hash'] as string | null) ?? null,
-      hash: String(r['hash']),
-    });
+    const { caseId: _caseId, ...row } = eventFromRow(r);
+    out.push(row);
   }
   return out;
 }

@@ -7,6 +7,7 @@
  * time does in production.
  */
 import type { OpenedDatabase } from './open.ts';
+import { iso, isoOrNull } from './rows.ts';
 import type { TimerState } from './tables.ts';
 
 /** A timer this node has just claimed; see {@link claimDueTimers}. */
@@ -77,13 +78,7 @@ from picked
 where t.case_id = picked.case_id and t.timer_id = picked.timer_id
 returning t.case_id, t.timer_id, t.event_type, t.due_at, t.attempts, t.claimed_until`;
 
-function iso(v: unknown): string {
-  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
-}
 
-function isoOrNull(v: unknown): string | null {
-  return v === null || v === undefined ? null : iso(v);
-}
 
 /**
  * Claims up to `limit` timers, in one statement: first those whose previous claim lapsed before

@@ -1,0 +1,54 @@
+/**
+ * Reading rows the same way in every store module: timestamps as the ISO strings the engine
+ * writes (so hashed and replayed times match to the millisecond), and event rows as `EventRecord`.
+ * Both drivers hand jsonb back already parsed.
+ */
+/** An event row as written and read back. JSON columns are given as values. */
+export interface EventRecord {
+  readonly caseId: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly actorId: string | null;
+  readonly onBehalfOf: string | null;
+  readonly role: string | null;
+  readonly orgUnitId: string | null;
+  readonly payload: unknown;
+  readonly recordedAt: string;
+  readonly facts: unknown;
+  readonly resultingState: unknown;
+  readonly decision: unknown;
+  readonly prevHash: string | null;
+  readonly hash: string;
+}
+
+/** A timestamp column as `toISOString()` writes it. */
+export function iso(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+export function isoOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : iso(v);
+}
+
+/**
+ * An `events` row as the engine wrote it.
+ * @example const events = rows.map(eventFromRow);
+ */
+export function eventFromRow(r: Record<string, unknown>): EventRecord {
+  return {
+    caseId: String(r['case_id']),
+    seq: Number(r['seq']),
+    type: String(r['type']),
+    actorId: (r['actor_id'] as string | null) ?? null,
+    onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
+    role: (r['role'] as string | null) ?? null,
+    orgUnitId: (r['org_unit_id'] as string | null) ?? null,
+    payload: r['payload'],
+    recordedAt: iso(r['recorded_at']),
+    facts: r['facts'],
+    resultingState: r['resulting_state'],
+    decision: r['decision'] ?? null,
+    prevHash: (r['prev_hash'] as string | null) ?? null,
+    hash: String(r['hash']),
+  };
+}
