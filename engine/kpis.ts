@@ -22,7 +22,7 @@ import type { FieldType } from '../dsl/types.ts';
 import type { FieldError } from '../dsl/values.ts';
 import type { Engine } from './engine.ts';
 import { EngineError } from './errors.ts';
-import { kpiRows } from './store/kpis.ts';
+import { kpiRows, type KpiSqlRow } from './store/kpis.ts';
 
 /**
  * When a rating counts as satisfied. Every condition given must hold; at least one is needed.
@@ -141,28 +141,10 @@ export interface KpiQuery {
  *   rated: 25, satisfied: 24, satisfactionRate: 0.96, meanRatings: { 群众是否满意: 4.6 }, meanHandlingHours: 52.5 };
  * ```
  */
-export interface KpiRow {
-  /** Grouped by unit: the unit; its figures include every case started in it or below it. */
-  readonly unit?: string;
-  /** Grouped by category: the category field's value (null when unset). */
-  readonly category?: string | null;
-  /** Grouped by period: the local date its period starts on, `YYYY-MM-DD`. */
-  readonly period?: string;
-  readonly cases: number;
-  /** Cases that responded within the deadline. */
-  readonly responded: number;
-  readonly responseRate: number | null;
-  readonly resolved: number;
-  /** Resolved cases resolved with no counted deadline missed. */
-  readonly onTime: number;
-  readonly onTimeRate: number | null;
-  readonly rated: number;
-  readonly satisfied: number;
-  readonly satisfactionRate: number | null;
-  /** Mean of each rating dimension over rated cases. */
+export type KpiRow = Omit<KpiSqlRow, 'meanRatings'> & {
+  /** Mean of each rating dimension over rated cases, by dimension. */
   readonly meanRatings: Readonly<Record<string, number | null>>;
-  readonly meanHandlingHours: number | null;
-}
+};
 
 /**
  * What {@link kpis} needs of an engine (an `Engine` is one).

@@ -4,7 +4,7 @@
  */
 import type { CaseRow, EventRecord } from './cases.ts';
 import type { OpenedDatabase } from './open.ts';
-import { iso } from './rows.ts';
+import { iso, replayFieldsFromRow, type ReplayFields } from './rows.ts';
 
 
 /**
@@ -38,7 +38,7 @@ export async function loadCaseRows(store: OpenedDatabase, caseIds: readonly stri
 }
 
 /** An event row without its chain and decision columns: what replay reads. */
-export type ReplayRow = Omit<EventRecord, 'decision' | 'prevHash' | 'hash'>;
+export type ReplayRow = ReplayFields;
 
 /**
  * The events of many cases in seq order, grouped by case, with only the columns replay uses: the
@@ -53,20 +53,7 @@ export async function loadReplayLogs(store: OpenedDatabase, caseIds: readonly st
     [JSON.stringify(caseIds)], 'wf_audit_load_replay_logs');
   const out = new Map<string, ReplayRow[]>();
   for (const r of rows) {
-    const e: ReplayRow = {
-      caseId: String(r['case_id']),
-      seq: Number(r['seq']),
-      type: String(r['type']),
-      actorId: (r['actor_id'] as string | null) ?? null,
-      onBehalfOf: (r['on_behalf_of'] as string | null) ?? null,
-      role: (r['role'] as string | null) ?? null,
-      orgUnitId: (r['org_unit_id'] as string | null) ?? null,
-      payload: r['payload'],
-      // As the engine wrote it (toISOString), so replay's `now` is the step's `now`.
-      recordedAt: iso(r['recorded_at']),
-      facts: r['facts'],
-      resultingState: r['resulting_state'],
-    };
+    const e = replayFieldsFromRow(r);
     const list = out.get(e.caseId);
     if (list === undefined) out.set(e.caseId, [e]);
     else list.push(e);

@@ -324,21 +324,8 @@ export async function insertNotifications(store: OpenedDatabase, rows: readonly 
   return inserted.length;
 }
 
-/** A stored notification. */
-export interface NotificationRow {
-  readonly caseId: string;
-  readonly seq: number;
-  readonly effectNo: number;
-  readonly recipientNo: number;
-  readonly kind: string;
-  readonly role: string | null;
-  readonly orgUnitId: string | null;
-  readonly personId: string | null;
-  readonly message: string;
-  readonly reason: string | null;
-  readonly payload: unknown;
-  readonly createdAt: string;
-}
+/** A stored notification: what was written. */
+export type NotificationRow = NotificationWrite;
 
 /** Which notifications to read: any combination narrows the list. */
 export interface NotificationFilter {

@@ -30,11 +30,14 @@ export function isoOrNull(v: unknown): string | null {
   return v === null || v === undefined ? null : iso(v);
 }
 
+/** An event without the columns replay does not read (the decision trace and the hashes). */
+export type ReplayFields = Omit<EventRecord, 'decision' | 'prevHash' | 'hash'>;
+
 /**
- * An `events` row as the engine wrote it.
- * @example const events = rows.map(eventFromRow);
+ * The columns of an `events` row that replay reads.
+ * @example const e = replayFieldsFromRow(row);
  */
-export function eventFromRow(r: Record<string, unknown>): EventRecord {
+export function replayFieldsFromRow(r: Record<string, unknown>): ReplayFields {
   return {
     caseId: String(r['case_id']),
     seq: Number(r['seq']),
@@ -44,9 +47,20 @@ export function eventFromRow(r: Record<string, unknown>): EventRecord {
     role: (r['role'] as string | null) ?? null,
     orgUnitId: (r['org_unit_id'] as string | null) ?? null,
     payload: r['payload'],
+    // As the engine wrote it (toISOString), so replay's `now` is the step's `now`.
     recordedAt: iso(r['recorded_at']),
     facts: r['facts'],
     resultingState: r['resulting_state'],
+  };
+}
+
+/**
+ * An `events` row as the engine wrote it.
+ * @example const events = rows.map(eventFromRow);
+ */
+export function eventFromRow(r: Record<string, unknown>): EventRecord {
+  return {
+    ...replayFieldsFromRow(r),
     decision: r['decision'] ?? null,
     prevHash: (r['prev_hash'] as string | null) ?? null,
     hash: String(r['hash']),
