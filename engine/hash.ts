@@ -68,7 +68,83 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$', new Set());
+  // The fast writer handles the values the engine writes; anything it refuses is written again by
+  // the careful one, which says where and why.
+  const fast = writeFast(value, 0);
+  return fast ?? write(value, '$', new Set());
+}
+
+/** Characters JSON.stringify escapes: quote, backslash, controls, and surrogates (paired or not). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as JSON.stringify writes it; most need no escaping and skip the native call. */
+function quote(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/** Object keys repeat from event to event (field names, state names), so their quoted form is kept. */
+const quotedKeys = new Map<string, string>();
+
+function quoteKey(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
+/** Deeper than this, the careful writer takes over (and tells a cycle from a deep value). */
+const FAST_MAX_DEPTH = 200;
+
+/**
+ * The canonical text of `value`, or undefined for anything needing a diagnosis (a non-finite
+ * number, undefined in an array, a class instance, a cycle, great depth). It keeps no paths and
+ * no ancestor set, which makes it several times faster than `write` on the hot path.
+ */
+function writeFast(value: unknown, depth: number): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return quote(value);
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : undefined;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  if (depth > FAST_MAX_DEPTH) return undefined;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return undefined;
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined) return undefined;
+      const s = writeFast(item, depth + 1);
+      if (s === undefined) return undefined;
+      out += i === 0 ? s : `,${s}`;
+    }
+    return `${out}]`;
+  }
+  const prototype: unknown = Object.getPrototypeOf(value);
+  if ((prototype !== Object.prototype && prototype !== null) || hasToJson(value)) return undefined;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = record[key];
+    if (member === undefined) continue;
+    const s = writeFast(member, depth + 1);
+    if (s === undefined) return undefined;
+    out += first ? `${quoteKey(key)}:${s}` : `,${quoteKey(key)}:${s}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 function write(value: unknown, path: string, ancestors: Set<object>): string {

@@ -209,23 +209,47 @@ function recordedPayload(payload: unknown): Record<string, Value> {
  * for (const e of events) s = replayEvent(rt, s, e).snapshot;
  */
 export function replayEvent(rt: Runtime, snapshot: CaseSnapshot | null, record: RecordedEvent): ReplayedStep {
+  const trace: TraceEntry[] = [];
+  const current = snapshot === null ? null : rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
+  const [next, actions] = replayTransition(rt, current, record, trace);
+  return { snapshot: toSnapshot(next), trace, ...collect(actions as readonly ActionLike[], record.recordedAt) };
+}
+
+/**
+ * `replayEvent` for a loop over a whole log: takes and returns XState's own snapshot, so the next
+ * event need not rebuild it from the stored form, and collects no effects or timers (replay checks
+ * states, not side effects). Null `current` is before the start.
+ * @example
+ * let m: AnyMachineSnapshot | null = null;
+ * for (const e of events) { m = replayMachineStep(rt, m, e); check(caseSnapshotOf(m), e); }
+ */
+export function replayMachineStep(rt: Runtime, current: AnyMachineSnapshot | null, record: RecordedEvent): AnyMachineSnapshot {
+  return replayTransition(rt, current, record, [])[0];
+}
+
+/** The stored form of a machine snapshot. */
+export function caseSnapshotOf(s: AnyMachineSnapshot): CaseSnapshot {
+  return toSnapshot(s);
+}
+
+/** A stored snapshot as XState's, to go on replaying from (after a system event changed it). */
+export function machineSnapshotOf(rt: Runtime, snapshot: CaseSnapshot): AnyMachineSnapshot {
+  return rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
+}
+
+function replayTransition(rt: Runtime, current: AnyMachineSnapshot | null, record: RecordedEvent, trace: TraceEntry[]): [AnyMachineSnapshot, readonly unknown[]] {
   const { oracle: facts, instance } = recordedFacts(record.facts);
   const oracle = replayOracle(facts);
   const now = record.recordedAt;
-  const trace: TraceEntry[] = [];
   if (record.type === 'start') {
     // The start record keeps the data as sent; the machine started from it after defaults were applied.
     const { value: data } = validateRecord(rt.definition.caseFields, recordedPayload(record.payload), {});
-    const [snap, actions] = rt.initialTransition({ data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace });
-    return { snapshot: toSnapshot(snap), trace, ...collect(actions as readonly ActionLike[], now) };
+    return rt.initialTransition({ data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace });
   }
-  if (snapshot === null) throw new Error(`Event ${record.seq} (${record.type}) has no case to apply to: the log does not begin with a start event.`);
+  if (current === null) throw new Error(`Event ${record.seq} (${record.type}) has no case to apply to: the log does not begin with a start event.`);
   const event: CaseEvent = {
     type: record.type, payload: recordedPayload(record.payload), actor: record.actorId, instance, now, oracle, trace,
     ...(record.onBehalfOf === null ? {} : { onBehalfOf: record.onBehalfOf }),
   };
-  // From the plain snapshot, as `applyEvent` does with a stored one.
-  const current = rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
-  const [next, actions] = rt.transition(current, event);
-  return { snapshot: toSnapshot(next), trace, ...collect(actions as readonly ActionLike[], now) };
+  return rt.transition(current, event);
 }

@@ -4,7 +4,7 @@
  */
 import type { CaseRow, EventRecord } from './cases.ts';
 import type { OpenedDatabase } from './open.ts';
-import { iso, replayFieldsFromRow, type ReplayFields } from './rows.ts';
+import { iso, isoUtcSql, replayFieldsFromRow, type ReplayFields } from './rows.ts';
 
 
 /**
@@ -48,7 +48,7 @@ export type ReplayRow = ReplayFields;
  */
 export async function loadReplayLogs(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, ReplayRow[]>> {
   const rows = await store.query<Record<string, unknown>>(
-    `select case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, recorded_at, facts, resulting_state
+    `select case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, ${isoUtcSql('recorded_at')} as recorded_at, facts, resulting_state
        from events where case_id in (select jsonb_array_elements_text($1::jsonb)) order by case_id, seq`,
     [JSON.stringify(caseIds)], 'wf_audit_load_replay_logs');
   const out = new Map<string, ReplayRow[]>();

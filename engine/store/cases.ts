@@ -113,7 +113,7 @@ function readResult(row: Record<string, unknown> | undefined): AppendResult {
 export async function insertCase(store: OpenedDatabase, definitionId: string, input: Omit<AppendInput, 'expectedVersion' | 'cancel' | 'firing'>): Promise<AppendResult> {
   const e = input.event;
   const idem = input.idempotency;
-  const rows = await store.query(START_SQL, [
+  const rows = await store.write(START_SQL, [
     input.caseId, definitionId, input.orgUnitId, json(input.state), json(input.data), json(input.snapshot), e.hash, input.status, // $1-$8
     e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, json(e.payload), e.recordedAt, json(e.facts), json(e.resultingState), json(e.decision), // $9-$18
     idem?.actorId ?? null, idem?.key ?? null, idem?.requestHash ?? null, idem === undefined ? null : json(idem.response), // $19-$22
@@ -274,33 +274,26 @@ interface Pending {
 }
 
 /**
- * Group commit: events of different cases that arrive while earlier writes are in flight are
- * written together in one statement, so they share one commit (one WAL flush) instead of paying
- * one each. Each event still applies or not on its own version check, and no caller is answered
- * before its event is committed. Callers must not put two events of one case in flight at once
- * (the engine serializes per case).
+ * Group commit: an event is sent as soon as a write slot is free; events that arrive while every
+ * slot is busy wait and leave together in one statement when the next slot frees, so they share
+ * one commit (one WAL flush) instead of paying one each. Each event still applies or not on its
+ * own version check, and no caller is answered before its event is committed. Callers must not put
+ * two events of one case in flight at once (the engine serializes per case).
+ *
+ * Sending at once, rather than collecting a turn of the event loop first, keeps the database busy
+ * while the process computes the next events; batches grow by themselves when the database is
+ * the slower side.
  * @example const batcher = new AppendBatcher(store); const r = await batcher.append(input);
  */
 export class AppendBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
-  private scheduled = false;
 
   constructor(private readonly store: OpenedDatabase, private readonly maxBatch = 64, private readonly maxInFlight = 4) {}
 
   append(input: AppendInput): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ input, resolve, reject });
-      this.kick();
-    });
-  }
-
-  private kick(): void {
-    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
-    this.scheduled = true;
-    // Let the events of this turn of the loop join the batch.
-    setImmediate(() => {
-      this.scheduled = false;
       this.flush();
     });
   }
@@ -311,16 +304,14 @@ export class AppendBatcher {
       this.inFlight++;
       void this.write(batch).finally(() => {
         this.inFlight--;
-        this.kick();
+        this.flush();
       });
-      // One batch per free slot at a time: later arrivals form the next batch.
-      if (this.queue.length === 0) break;
     }
   }
 
   private async write(batch: Pending[]): Promise<void> {
     try {
-      const rows = await this.store.query<{ i: number; applied: boolean; prior: unknown }>(
+      const rows = await this.store.write<{ i: number; applied: boolean; prior: unknown }>(
         BATCH_SQL, [JSON.stringify(batch.map((p, i) => batchRow(i, p.input)))], 'wf_append_batch');
       const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
       batch.forEach((p, i) => {

@@ -36,6 +36,11 @@ export interface OpenDatabaseOptions {
   readonly migrate?: boolean;
   /** Postgres only: maximum pooled connections (default 10). */
   readonly poolSize?: number;
+  /**
+   * Postgres only: connections kept for {@link OpenedDatabase.write}, beyond `poolSize`, opened
+   * when first needed (default 4, the engine's group-commit statements in flight).
+   */
+  readonly writers?: number;
   readonly logger?: StoreLogger;
 }
 
@@ -64,7 +69,20 @@ export interface OpenedDatabase {
    * and cast it in SQL), so both drivers bind them alike.
    */
   readonly query: RawQuery;
+  /**
+   * Like `query`, for the engine's event writes: on Postgres each runs on a connection of its own
+   * that is sent the statement at once, without a turn of the event loop, so a write leaves while
+   * the process goes on computing the next ones (a pooled checkout waits for the loop to come
+   * round). Statements wait in order when every writer is busy. On PGlite it is `query`.
+   */
+  readonly write: RawQuery;
   readonly kind: DatabaseKind;
+  /**
+   * Postgres: the connection string the store was opened with, so other threads can open their
+   * own connections to the same tables (bulk replay does); null on PGlite, which lives in this
+   * thread alone.
+   */
+  readonly connectionString: string | null;
   /** The schema the tables live in. */
   readonly schema: string;
   /** Migrations applied while opening. */
@@ -106,9 +124,13 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   }
 
   const kind: DatabaseKind = databaseUrl === undefined ? 'pglite' : 'postgres';
-  const { db, query } = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, schema, logger);
+  const writers = options.writers ?? 4;
+  if (!Number.isSafeInteger(writers) || writers < 1) {
+    throw new StoreError('STORE_INVALID_OPTIONS', `writers must be a whole number ≥ 1, got ${writers}.`);
+  }
+  const { db, query, write, endWriters } = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, writers, schema, logger);
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => (closing ??= db.destroy());
+  const close = (): Promise<void> => (closing ??= endWriters().then(() => db.destroy()));
 
   try {
     try {
@@ -128,32 +150,144 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
     if (!effectiveSchema) {
       throw new StoreError('STORE_INVALID_OPTIONS', `Schema ${schema ?? '(default)'} does not exist; open once with migrate: true as its owner.`);
     }
-    return Object.freeze({ db, query, kind, schema: effectiveSchema, migrations: applied, close });
+    return Object.freeze({ db, query, write, kind, connectionString: databaseUrl ?? null, schema: effectiveSchema, migrations: applied, close });
   } catch (error) {
     await close();
     throw error;
   }
 }
 
-function openPostgres(databaseUrl: string, poolSize: number, schema: string | undefined, logger: StoreLogger | undefined): { db: Kysely<Database>; query: RawQuery } {
-  const pool = new pg.Pool({
+interface Opened {
+  readonly db: Kysely<Database>;
+  readonly query: RawQuery;
+  readonly write: RawQuery;
+  endWriters(): Promise<void>;
+}
+
+function openPostgres(databaseUrl: string, poolSize: number, writers: number, schema: string | undefined, logger: StoreLogger | undefined): Opened {
+  const config: pg.ClientConfig = {
     connectionString: databaseUrl,
-    max: poolSize,
     application_name: 'closed-loop',
     // A startup parameter rather than a SET after connecting: every pooled connection has it before
     // its first query, and a transaction rollback cannot undo it.
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
-  });
+  };
+  const pool = new pg.Pool({ ...config, max: poolSize });
   // Without a listener, an idle connection dropped by the server would crash the process.
   pool.on('error', (error) => logger?.warn({ err: error }, 'idle database connection failed'));
   const query: RawQuery = async (text, values, name) => {
     const r = await pool.query(name === undefined ? { text, values: [...values] } : { name, text, values: [...values] });
     return r.rows;
   };
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), query };
+  const lane = new WriterLane(config, writers, logger);
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), query, write: (text, values, name) => lane.run(text, values, name), endWriters: () => lane.end() };
 }
 
-async function openPglite(dataDir: string | undefined): Promise<{ db: Kysely<Database>; query: RawQuery }> {
+interface Waiting {
+  readonly text: string;
+  readonly values: readonly (string | number | boolean | null)[];
+  readonly name: string | undefined;
+  readonly resolve: (rows: readonly Record<string, unknown>[]) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/**
+ * A few connections of their own for the engine's writes. A statement given to an idle one is
+ * written to its socket before `run` returns; `pg.Pool` would hand the connection over on the next
+ * tick, after every callback of this turn has run, so batches computed together would leave
+ * together and the database would idle while the process computes. A connection that fails is
+ * dropped, and the next statement opens a fresh one.
+ */
+class WriterLane {
+  private readonly idle: pg.Client[] = [];
+  private readonly all = new Set<pg.Client>();
+  private readonly waiting: Waiting[] = [];
+  private opening = 0;
+  private ended = false;
+
+  constructor(private readonly config: pg.ClientConfig, private readonly size: number, private readonly logger: StoreLogger | undefined) {}
+
+  run<R extends Record<string, unknown>>(text: string, values: readonly (string | number | boolean | null)[], name: string | undefined): Promise<readonly R[]> {
+    if (this.ended) return Promise.reject(new Error('Cannot use a pool after calling end on the pool'));
+    const client = this.idle.pop();
+    if (client !== undefined) return this.send(client, text, values, name) as Promise<readonly R[]>;
+    return new Promise<readonly Record<string, unknown>[]>((resolve, reject) => {
+      this.waiting.push({ text, values, name, resolve, reject });
+      if (this.all.size + this.opening < this.size) void this.open();
+    }) as Promise<readonly R[]>;
+  }
+
+  private async send(client: pg.Client, text: string, values: readonly (string | number | boolean | null)[], name: string | undefined): Promise<readonly Record<string, unknown>[]> {
+    try {
+      const r = await client.query(name === undefined ? { text, values: [...values] } : { name, text, values: [...values] });
+      this.release(client);
+      return r.rows;
+    } catch (e) {
+      // A statement the server refused leaves the connection usable; a lost one does not.
+      if (isServerError(e)) this.release(client);
+      else this.drop(client);
+      throw e;
+    }
+  }
+
+  private release(client: pg.Client): void {
+    const next = this.waiting.shift();
+    if (next === undefined) {
+      this.idle.push(client);
+      return;
+    }
+    this.send(client, next.text, next.values, next.name).then(next.resolve, next.reject);
+  }
+
+  private drop(client: pg.Client): void {
+    this.all.delete(client);
+    const i = this.idle.indexOf(client);
+    if (i >= 0) this.idle.splice(i, 1);
+    client.end().catch(() => undefined);
+    if (this.waiting.length > 0 && !this.ended && this.all.size + this.opening < this.size) void this.open();
+  }
+
+  private async open(): Promise<void> {
+    this.opening++;
+    const client = new pg.Client(this.config);
+    client.on('error', (error) => {
+      this.logger?.warn({ err: error }, 'database write connection failed');
+      this.drop(client);
+    });
+    try {
+      await client.connect();
+    } catch (e) {
+      this.opening--;
+      // Nothing to write on: the statements waiting fail as a pooled query would.
+      for (const w of this.waiting.splice(0)) w.reject(e);
+      return;
+    }
+    this.opening--;
+    if (this.ended) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.all.add(client);
+    this.release(client);
+  }
+
+  async end(): Promise<void> {
+    this.ended = true;
+    for (const w of this.waiting.splice(0)) w.reject(new Error('Cannot use a pool after calling end on the pool'));
+    const clients = [...this.all];
+    this.all.clear();
+    this.idle.length = 0;
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** An error the server answered with (a SQLSTATE outside connection failures): the connection is still good. */
+function isServerError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Opened> {
   if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
   const pglite = await PGlite.create({
     ...(dataDir === undefined ? {} : { dataDir }),
@@ -166,7 +300,7 @@ async function openPglite(dataDir: string | undefined): Promise<{ db: Kysely<Dat
     const r = await db.executeQuery<R>(CompiledQuery.raw(text, [...values]));
     return r.rows;
   };
-  return { db, query };
+  return { db, query, write: query, endWriters: async () => undefined };
 }
 
 async function createSchema(db: Kysely<Database>, schema: string): Promise<void> {

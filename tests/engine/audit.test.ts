@@ -57,6 +57,24 @@ afterAll(async () => {
 });
 
 /** Runs `work` as the owner with the events table's append-only guard off, in one transaction. */
+describe(`bulk replay on ${backend}`, () => {
+  it('gives the same answer on worker threads as on this one, naming a corrupted row and a tampered event (Postgres: threads; PGlite: this thread)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await wudanCase());
+    const [rowBad, eventBad] = [ids[1]!, ids[4]!];
+    await store.query(`update cases set data = jsonb_set(data, '{平均分}', '2') where id = $1`, [rowBad]);
+    await tamper(async (trx) => {
+      await sql`update events set payload = jsonb_set(payload, '{服务小时}', '9') where case_id = ${eventBad} and seq = 5`.execute(trx);
+    });
+    const all = [...ids, 'no-such-case'];
+    const here = await replayCases(engine, all, { batchSize: 2 });
+    const threads = await replayCases(engine, all, { batchSize: 2, workers: 3 });
+    expect(here).toMatchObject({ cases: 6, ok: 4, events: 36, notFound: ['no-such-case'] });
+    expect(here.mismatches.map((m) => [m.caseId, m.firstBadSeq])).toEqual([[rowBad, 6], [eventBad, 5]]);
+    expect(threads).toEqual(here);
+  });
+});
+
 async function tamper(work: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
   await store.db.transaction().execute(async (trx) => {
     await sql`alter table events disable trigger events_append_only`.execute(trx);

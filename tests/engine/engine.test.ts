@@ -172,14 +172,15 @@ describe('outcome unknown', () => {
     const lost = (): Error => Object.assign(new Error('Connection terminated unexpectedly'), {});
     const wrapped: OpenedDatabase = {
       ...store,
-      query: async (text, values, name) => {
+      // Event writes go through `write` (their own connections on Postgres).
+      write: async (text, values, name) => {
         if (armed && name === 'wf_append_batch') {
           armed = false;
           if (when === 'before-commit') throw lost();
-          await store.query(text, values, name);
+          await store.write(text, values, name);
           throw lost();
         }
-        return store.query(text, values, name);
+        return store.write(text, values, name);
       },
     };
     return { store: wrapped, arm: () => { armed = true; } };
