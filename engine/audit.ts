@@ -310,7 +310,7 @@ function compareRow(row: CaseRow, final: Extract<ReplayResult, { ok: true }>, fi
     `The case row differs from the state its log replays to after event ${lastSeq}: ${diffs.join('; ')}.`);
 }
 
-async function runtimesFor(engine: Engine, ids: Iterable<string>): Promise<Map<string, Runtime> | string> {
+async function runtimesFor(engine: ReplayHost, ids: Iterable<string>): Promise<Map<string, Runtime> | string> {
   const out = new Map<string, Runtime>();
   for (const id of ids) {
     try {
@@ -322,7 +322,7 @@ async function runtimesFor(engine: Engine, ids: Iterable<string>): Promise<Map<s
   return out;
 }
 
-async function replayLoaded(engine: Engine, row: CaseRow, events: readonly AuditEvent[]): Promise<ReplayResult> {
+async function replayLoaded(engine: ReplayHost, row: CaseRow, events: readonly AuditEvent[]): Promise<ReplayResult> {
   if (events.length === 0) return mismatch(1, null, null, `Case ${row.id} has no events${row.status === 'archived' ? ' (archived)' : ''}.`);
   const defs = definitionsOf(events, row.definitionId);
   const runtimes = await runtimesFor(engine, defs.all);
@@ -355,6 +355,12 @@ export interface BulkReplayResult {
   readonly notFound: readonly string[];
 }
 
+/**
+ * What replay needs of an engine: the store and the stored definitions as runtimes. An `Engine`
+ * is one; a replay worker thread builds a lighter one (without the compiler).
+ */
+export type ReplayHost = Pick<Engine, 'store' | 'loadDefinition'>;
+
 /** Options of {@link replayCases}. */
 export interface ReplayCasesOptions {
   /** Cases read per query (default 500); the next batch is read while the current one replays. */
@@ -373,7 +379,7 @@ export interface ReplayCasesOptions {
  * is read while the current one replays), on this thread or on `workers` threads.
  * @example const { ok, mismatches } = await replayCases(engine, ids, { workers: os.availableParallelism() });
  */
-export async function replayCases(engine: Engine, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkReplayResult> {
+export async function replayCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkReplayResult> {
   const size = Math.max(1, options.batchSize ?? 500);
   const batches: string[][] = [];
   for (let i = 0; i < caseIds.length; i += size) batches.push(caseIds.slice(i, i + size));

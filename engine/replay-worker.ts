@@ -5,9 +5,13 @@
  * give the same answers as one thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { replayCases } from './audit.ts';
-import { Engine } from './engine.ts';
+import type { CompiledDefinition } from '../dsl/compile.ts';
+import { instantiate } from '../dsl/runtime.ts';
+import { replayCases, type ReplayHost } from './audit.ts';
+import type { LoadedDefinition } from './engine.ts';
+import { EngineError } from './errors.ts';
 import { openDatabase } from './store/open.ts';
+import { definitionById } from './store/registry.ts';
 
 /** What the parent sends. */
 export interface ReplayWorkerInput {
@@ -19,8 +23,25 @@ export interface ReplayWorkerInput {
 
 const input = workerData as ReplayWorkerInput;
 const store = await openDatabase({ databaseUrl: input.connectionString, schema: input.schema, migrate: false, poolSize: 2, writers: 1 });
+// Not an Engine: replay needs only stored definitions, and the Engine class would load the
+// compiler (a large part of a thread's start-up time) to run nothing.
+const definitions = new Map<string, Promise<LoadedDefinition>>();
+const host: ReplayHost = {
+  store,
+  loadDefinition(id) {
+    let p = definitions.get(id);
+    if (p === undefined) {
+      p = definitionById(store, id).then((row) => {
+        if (row === undefined) throw new EngineError('DEFINITION_NOT_FOUND', `No definition ${id}.`, { definitionId: id });
+        return { row, runtime: instantiate(row.compiled as CompiledDefinition) };
+      });
+      definitions.set(id, p);
+    }
+    return p;
+  },
+};
 try {
-  const result = await replayCases(new Engine({ store }), input.caseIds, { batchSize: input.batchSize, workers: 0 });
+  const result = await replayCases(host, input.caseIds, { batchSize: input.batchSize, workers: 0 });
   parentPort?.postMessage(result);
 } finally {
   await store.close();

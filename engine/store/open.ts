@@ -179,7 +179,12 @@ function openPostgres(databaseUrl: string, poolSize: number, writers: number, sc
     const r = await pool.query(name === undefined ? { text, values: [...values] } : { name, text, values: [...values] });
     return r.rows;
   };
-  const lane = new WriterLane(config, writers, logger);
+  // The writers run only the engine's case-keyed statements, whose every table access is by a key
+  // that leads with the case id. Their plans are generic (prepared once per connection), and a
+  // generic plan guesses the batch at 100 rows, so on a small table it would scan every case to
+  // update a few; an index is always right for them.
+  const writerOptions = `${schema === undefined ? '' : `-c search_path=${schema} `}-c enable_seqscan=off`;
+  const lane = new WriterLane({ ...config, options: writerOptions }, writers, logger);
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), query, write: (text, values, name) => lane.run(text, values, name), endWriters: () => lane.end() };
 }
 
