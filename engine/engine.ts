@@ -15,10 +15,10 @@ import { instantiate, type CaseContext, type Runtime } from '../dsl/runtime.ts';
 import type { Value } from '../dsl/types.ts';
 import { createCalendar, type Calendar } from './calendar.ts';
 import { EngineError, type ErrorCode } from './errors.ts';
-import { canonicalJson, chainHash, sha256Hex } from './hash.ts';
+import { canonicalJson, canonicalObject, chainHash, sha256Hex } from './hash.ts';
 import { liveOracle, MemoryOrg, type OrgLevel, type OrgView, type RoleGrant } from './org.ts';
 import { applyEvent, startCase as startStep, type CaseSnapshot, type StepOutcome } from './step.ts';
-import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PriorAnswer } from './store/cases.ts';
+import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PreSerialized, type PriorAnswer } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
 import { holdsTimer } from './store/timers.ts';
 import { definitionById, findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
@@ -49,7 +49,7 @@ export interface EngineOptions {
   readonly caseCacheSize?: number;
   /** Group commit: at most this many events in one statement (default 64)… */
   readonly maxBatch?: number;
-  /** …and at most this many such statements in flight at once (default 4). */
+  /** …and at most this many such statements in flight at once (default 2: more splits the batches, and each statement has a fixed cost in the database). */
   readonly batchesInFlight?: number;
 }
 
@@ -197,7 +197,7 @@ export class Engine {
     this.logger = options.logger;
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
-    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 4);
+    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 2);
   }
 
   /** Runs `work` after every earlier write to the same case in this process has finished. */
@@ -385,7 +385,7 @@ export class Engine {
       throw e;
     }
     // The start records its definition, so replay knows where a migrated case began.
-    const event = this.eventRecord(caseId, 1, null, {
+    const { event, json } = this.eventRecord(caseId, 1, null, {
       type: 'start', actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role, orgUnit: input.orgUnit,
       payload: input.data as Record<string, Value>, now, facts: { oracle: oracle.facts(), authorization: out.authorization, definitionId: def.row.id }, out,
     });
@@ -395,7 +395,7 @@ export class Engine {
     let result: AppendResult;
     try {
       result = await insertCase(this.store, def.row.id, {
-        caseId, state: out.snapshot.state, status: out.snapshot.status, orgUnitId: out.snapshot.context.unit ?? input.orgUnit, data, snapshot: rest, event,
+        caseId, state: out.snapshot.state, status: out.snapshot.status, orgUnitId: out.snapshot.context.unit ?? input.orgUnit, data, snapshot: rest, event, json,
         schedule: out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt })),
         effects: out.effects as unknown as { kind: string }[],
         ...(key === undefined ? {} : { idempotency: { actorId: idemActor, key, requestHash, response: { case: view } } }),
@@ -481,7 +481,7 @@ export class Engine {
         throw new EngineError('ORG_UNIT_NOT_FOUND', `"${input.type}" would make ${unit} responsible, but there is no such org unit.`, { orgUnit: unit });
       }
       const seq = c.version + 1;
-      const event = this.eventRecord(caseId, seq, c.headHash, {
+      const { event, json } = this.eventRecord(caseId, seq, c.headHash, {
         type: input.type, actor: input.actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role,
         orgUnit: out.authorization.instance ?? out.authorization.unit, payload: out.payload, now,
         facts: { oracle: oracle.facts(), authorization: out.authorization }, out,
@@ -494,7 +494,7 @@ export class Engine {
       try {
         result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,
-          orgUnitId: out.snapshot.context.unit ?? '', data, snapshot: rest, event,
+          orgUnitId: out.snapshot.context.unit ?? '', data, snapshot: rest, event, json,
           schedule: dedupeTimers(out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
           cancel: out.cancel.filter((id) => !scheduled.has(id) && id !== firing?.timerId),
           effects: out.effects as unknown as { kind: string }[],
@@ -548,7 +548,7 @@ export class Engine {
         snapshot: change.snapshot, effects: change.effects ?? [], schedule: change.schedule ?? [], cancel: change.cancel ?? [], trace,
         authorization: { role: input.role ?? null, unit: null, instance: null, clause: 'anyone' }, payload: input.payload,
       };
-      const event = this.eventRecord(caseId, seq, c.headHash, {
+      const { event, json } = this.eventRecord(caseId, seq, c.headHash, {
         type: input.type, actor: input.actor, onBehalfOf: null, role: input.role ?? null, orgUnit: change.snapshot.context.unit,
         payload: input.payload, now, facts: { system: true, definitionId: target.row.id }, out,
       });
@@ -558,7 +558,7 @@ export class Engine {
       try {
         result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: change.snapshot.state, status: suspended ? 'stopped' : change.snapshot.status,
-          orgUnitId: change.snapshot.context.unit ?? '', data, snapshot: rest, event,
+          orgUnitId: change.snapshot.context.unit ?? '', data, snapshot: rest, event, json,
           schedule: dedupeTimers((change.schedule ?? []).map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
           cancel: change.cancel ?? [], effects: (change.effects ?? []) as unknown as { kind: string }[],
           ...(change.definitionId === undefined ? {} : { definitionId: change.definitionId }),
@@ -594,17 +594,36 @@ export class Engine {
     return r.case;
   }
 
+  /**
+   * The event record and its hash. Each part is serialized once, canonically: the hash is taken
+   * over the canonical body, and the row is written from the same texts (`json`).
+   */
   private eventRecord(caseId: string, seq: number, prevHash: string | null, e: {
     type: string; actor: string | null; onBehalfOf: string | null; role: string | null; orgUnit: string | null;
     payload: Readonly<Record<string, Value>>; now: string; facts: unknown; out: StepOutcome;
-  }): EventRecord {
-    const resultingState = { state: e.out.snapshot.state, status: e.out.snapshot.status, context: sha256Hex(canonicalJson(e.out.snapshot.context)) };
+  }): { event: EventRecord; json: PreSerialized } {
+    const ctx = e.out.snapshot.context as unknown as Record<string, unknown>;
+    const ctxParts: Record<string, string | undefined> = {};
+    for (const k of Object.keys(ctx)) ctxParts[k] = ctx[k] === undefined ? undefined : canonicalJson(ctx[k]);
+    const { data: dataJson, ...restParts } = ctxParts;
+    const resultingState = { state: e.out.snapshot.state, status: e.out.snapshot.status, context: sha256Hex(canonicalObject(ctxParts)) };
+    const decision = { trace: e.out.trace, effects: e.out.effects };
+    const json: PreSerialized = {
+      data: dataJson ?? 'null', snapshot: canonicalObject(restParts), payload: canonicalJson(e.payload), facts: canonicalJson(e.facts),
+      decision: canonicalJson(decision), resultingState: canonicalJson(resultingState),
+    };
     const body = {
       caseId, seq, type: e.type, actorId: e.actor, onBehalfOf: e.onBehalfOf, role: e.role, orgUnitId: e.orgUnit,
-      payload: e.payload, recordedAt: e.now, facts: e.facts, resultingState, decision: { trace: e.out.trace, effects: e.out.effects },
+      payload: e.payload, recordedAt: e.now, facts: e.facts, resultingState, decision,
     };
-    const hash = chainHash(prevHash, canonicalJson(body));
-    return { ...body, prevHash, hash } as EventRecord;
+    // canonicalJson(body), from the parts already serialized.
+    const canonicalBody = canonicalObject({
+      caseId: canonicalJson(caseId), seq: canonicalJson(seq), type: canonicalJson(e.type), actorId: canonicalJson(e.actor), onBehalfOf: canonicalJson(e.onBehalfOf),
+      role: canonicalJson(e.role), orgUnitId: canonicalJson(e.orgUnit), payload: json.payload, recordedAt: canonicalJson(e.now), facts: json.facts,
+      resultingState: json.resultingState, decision: json.decision,
+    });
+    const hash = chainHash(prevHash, canonicalBody);
+    return { event: { ...body, prevHash, hash } as EventRecord, json };
   }
 }
 

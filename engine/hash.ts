@@ -71,7 +71,7 @@ export function canonicalJson(value: unknown): string {
   // The fast writer handles the values the engine writes; anything it refuses is written again by
   // the careful one, which says where and why.
   const fast = writeFast(value, 0);
-  return fast ?? write(value, '$', new Set());
+  return fast ?? write(value);
 }
 
 /** Characters JSON.stringify escapes: quote, backslash, controls, and surrogates (paired or not). */
@@ -92,6 +92,30 @@ function quoteKey(key: string): string {
     if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
   }
   return q;
+}
+
+/**
+ * The canonical JSON of an object whose members are already canonical JSON texts (undefined
+ * members are left out, as `canonicalJson` leaves them out): the same text `canonicalJson` gives
+ * for the object itself, without serializing the members again. For writers that need both a
+ * record's canonical form and its parts (the event hash and the row written).
+ *
+ * @example
+ * ```ts
+ * canonicalObject({ b: '1', a: canonicalJson(['网格']) }) === canonicalJson({ b: 1, a: ['网格'] }); // true
+ * ```
+ */
+export function canonicalObject(members: Readonly<Record<string, string | undefined>>): string {
+  const keys = Object.keys(members).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = members[key];
+    if (member === undefined) continue;
+    out += first ? `${quoteKey(key)}:${member}` : `,${quoteKey(key)}:${member}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /** Deeper than this, the careful writer takes over (and tells a cycle from a deep value). */
@@ -147,64 +171,113 @@ function writeFast(value: unknown, depth: number): string | undefined {
   return `${out}}`;
 }
 
-function write(value: unknown, path: string, ancestors: Set<object>): string {
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'string':
-      return JSON.stringify(value);
-    case 'number':
-      if (!Number.isFinite(value)) {
-        throw new HashError('HASH_NON_FINITE_NUMBER', path, `${path} is ${value}, which JSON cannot represent; use null or a finite number.`);
-      }
-      return JSON.stringify(value);
-    case 'object':
-      break;
-    default:
-      throw new HashError('HASH_UNSUPPORTED_VALUE', path, `${path} is a ${typeof value}, which JSON cannot represent.`);
-  }
+/** A container the careful writer is inside of, with what it has written so far. */
+type Frame =
+  | { readonly kind: 'array'; readonly object: object; readonly items: readonly unknown[]; readonly path: string; index: number; readonly parts: string[] }
+  | { readonly kind: 'object'; readonly object: object; readonly record: Readonly<Record<string, unknown>>; readonly path: string; readonly keys: readonly string[]; index: number; key: string; readonly parts: string[] }
+  | { readonly kind: 'toJSON'; readonly object: { toJSON(): unknown }; readonly path: string; started: boolean };
 
-  const object = value as object;
-  if (ancestors.has(object)) {
-    throw new HashError('HASH_CYCLE', path, `${path} refers back to one of its own ancestors; JSON cannot represent a cycle.`);
-  }
+/**
+ * The careful writer: the canonical text of `value`, or a HashError naming the path of the first
+ * value JSON cannot hold. It keeps its own stack of open containers instead of recursing, so a
+ * value nested a hundred thousand levels deep is written (or refused) rather than overflowing the
+ * call stack.
+ */
+function write(value: unknown): string {
+  const stack: Frame[] = [];
+  // Containers open on the path from the root to the value being written: a value met again
+  // among them is a cycle; met elsewhere it is only shared.
+  const ancestors = new Set<object>();
 
-  ancestors.add(object);
-  try {
-    // Inside the ancestor guard, so a toJSON that returns its own object is a cycle, not a hang.
+  // The text of a scalar; for an object, pushes its frame and returns undefined.
+  const open = (v: unknown, path: string): string | undefined => {
+    if (v === null) return 'null';
+    switch (typeof v) {
+      case 'boolean':
+        return v ? 'true' : 'false';
+      case 'string':
+        return JSON.stringify(v);
+      case 'number':
+        if (!Number.isFinite(v)) {
+          throw new HashError('HASH_NON_FINITE_NUMBER', path, `${path} is ${v}, which JSON cannot represent; use null or a finite number.`);
+        }
+        return JSON.stringify(v);
+      case 'object':
+        break;
+      default:
+        throw new HashError('HASH_UNSUPPORTED_VALUE', path, `${path} is a ${typeof v}, which JSON cannot represent.`);
+    }
+    const object = v as object;
+    if (ancestors.has(object)) {
+      throw new HashError('HASH_CYCLE', path, `${path} refers back to one of its own ancestors; JSON cannot represent a cycle.`);
+    }
+    // Before toJSON is called, so a toJSON that returns its own object is a cycle, not a hang.
     if (hasToJson(object)) {
-      return write(object.toJSON(), path, ancestors);
+      ancestors.add(object);
+      stack.push({ kind: 'toJSON', object, path, started: false });
+      return undefined;
     }
     if (Array.isArray(object)) {
-      const items: string[] = [];
-      for (let index = 0; index < object.length; index += 1) {
-        const item: unknown = object[index];
-        const itemPath = `${path}[${index}]`;
-        if (item === undefined) {
-          throw new HashError('HASH_UNSUPPORTED_VALUE', itemPath, `${itemPath} is undefined (or a hole); JSON would turn it into null. Write null explicitly.`);
-        }
-        items.push(write(item, itemPath, ancestors));
-      }
-      return `[${items.join(',')}]`;
+      ancestors.add(object);
+      stack.push({ kind: 'array', object, items: object as unknown[], path, index: 0, parts: [] });
+      return undefined;
     }
-
     const prototype: unknown = Object.getPrototypeOf(object);
     if (prototype !== Object.prototype && prototype !== null) {
       const kind = object.constructor?.name ?? 'object';
       throw new HashError('HASH_UNSUPPORTED_VALUE', path, `${path} is a ${kind}; only plain objects and arrays are JSON. Convert it first.`);
     }
     const record = object as Record<string, unknown>;
-    const members: string[] = [];
+    ancestors.add(object);
     // The default sort compares UTF-16 code units, which is the order RFC 8785 prescribes.
-    for (const key of Object.keys(record).sort()) {
-      const member = record[key];
-      if (member === undefined) continue;
-      members.push(`${JSON.stringify(key)}:${write(member, `${path}.${key}`, ancestors)}`);
+    stack.push({ kind: 'object', object, record, path, keys: Object.keys(record).sort(), index: 0, key: '', parts: [] });
+    return undefined;
+  };
+
+  // `done` is the text of the value last finished, waiting to be taken by the frame on top.
+  let done = open(value, '$');
+  for (;;) {
+    const top = stack[stack.length - 1];
+    if (top === undefined) return done ?? '';
+    if (top.kind === 'toJSON') {
+      if (!top.started) {
+        top.started = true;
+        done = open(top.object.toJSON(), top.path);
+        continue;
+      }
+      // Its one value is written: `done` holds the text, which stands for the object.
+      ancestors.delete(top.object);
+      stack.pop();
+      continue;
     }
-    return `{${members.join(',')}}`;
-  } finally {
-    ancestors.delete(object);
+    if (top.kind === 'array') {
+      if (done !== undefined) top.parts.push(done);
+      if (top.index < top.items.length) {
+        const index = top.index++;
+        const item = top.items[index];
+        const itemPath = `${top.path}[${index}]`;
+        if (item === undefined) {
+          throw new HashError('HASH_UNSUPPORTED_VALUE', itemPath, `${itemPath} is undefined (or a hole); JSON would turn it into null. Write null explicitly.`);
+        }
+        done = open(item, itemPath);
+        continue;
+      }
+      ancestors.delete(top.object);
+      stack.pop();
+      done = `[${top.parts.join(',')}]`;
+      continue;
+    }
+    if (done !== undefined) top.parts.push(`${JSON.stringify(top.key)}:${done}`);
+    let member: unknown;
+    while (top.index < top.keys.length && (member = top.record[top.keys[top.index] ?? '']) === undefined) top.index++;
+    if (top.index < top.keys.length) {
+      top.key = top.keys[top.index++] ?? '';
+      done = open(member, `${top.path}.${top.key}`);
+      continue;
+    }
+    ancestors.delete(top.object);
+    stack.pop();
+    done = `{${top.parts.join(',')}}`;
   }
 }
 

@@ -62,6 +62,21 @@ export interface AppendInput {
   readonly idempotency?: IdempotencyWrite;
   /** Moves the case to another definition version (migration). */
   readonly definitionId?: string;
+  /** The same values as canonical JSON texts, when the caller has them already (it hashed them). */
+  readonly json?: PreSerialized;
+}
+
+/**
+ * Canonical JSON texts of what an event writes, serialized once: the engine needs them to hash
+ * the event, and the row is written from the same texts instead of serializing the values again.
+ */
+export interface PreSerialized {
+  readonly data: string;
+  readonly snapshot: string;
+  readonly payload: string;
+  readonly facts: string;
+  readonly decision: string;
+  readonly resultingState: string;
 }
 
 export interface PriorAnswer {
@@ -114,8 +129,9 @@ export async function insertCase(store: OpenedDatabase, definitionId: string, in
   const e = input.event;
   const idem = input.idempotency;
   const rows = await store.write(START_SQL, [
-    input.caseId, definitionId, input.orgUnitId, json(input.state), json(input.data), json(input.snapshot), e.hash, input.status, // $1-$8
-    e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, json(e.payload), e.recordedAt, json(e.facts), json(e.resultingState), json(e.decision), // $9-$18
+    input.caseId, definitionId, input.orgUnitId, json(input.state), input.json?.data ?? json(input.data), input.json?.snapshot ?? json(input.snapshot), e.hash, input.status, // $1-$8
+    e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, input.json?.payload ?? json(e.payload), e.recordedAt, input.json?.facts ?? json(e.facts),
+    input.json?.resultingState ?? json(e.resultingState), input.json?.decision ?? json(e.decision), // $9-$18
     idem?.actorId ?? null, idem?.key ?? null, idem?.requestHash ?? null, idem === undefined ? null : json(idem.response), // $19-$22
     json(input.schedule), json(input.effects), // $23-$24
   ], 'wf_start_case');
@@ -206,7 +222,7 @@ with input as (
     i int, case_id text, expected int, seq int, state jsonb, data jsonb, snapshot jsonb, hash text, status text, unit text,
     definition_id text, type text, actor_id text, on_behalf_of text, role text, event_unit text, payload jsonb,
     recorded_at timestamptz, facts jsonb, resulting_state jsonb, decision jsonb, prev_hash text,
-    schedule jsonb, cancel jsonb, effects jsonb, fire_id text, fire_by text, mark_fired text,
+    schedule jsonb, cancel jsonb, fire_id text, fire_by text, mark_fired text,
     idem_actor text, idem_key text, idem_hash text, idem_response jsonb)
 ), upd as (
   update cases c set state = i.state, data = i.data, snapshot = i.snapshot, version = i.seq, head_hash = i.hash,
@@ -241,7 +257,8 @@ with input as (
   -- Due at the event's recorded time (the engine's clock), not the database's now(), so the outbox
   -- worker, which polls by the same injected clock, sees effects as soon as they are committed.
   insert into outbox (case_id, seq, effect_no, kind, payload, next_attempt_at)
-  select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value, ok.recorded_at from ok cross join lateral jsonb_array_elements(ok.effects) with ordinality as e(value, ord)
+  select ok.case_id, ok.seq, e.ord::int, e.value->>'kind', e.value, ok.recorded_at
+  from ok cross join lateral jsonb_array_elements(coalesce(ok.decision->'effects', '[]'::jsonb)) with ordinality as e(value, ord)
   returning effect_no
 ), idem as (
   insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
@@ -256,15 +273,31 @@ from input i left join upd u on u.id = i.case_id`;
 function batchRow(i: number, input: AppendInput): Record<string, unknown> {
   const e = input.event;
   const idem = input.idempotency;
+  // Absent keys read as NULL in jsonb_to_recordset, so nulls are left out of the text.
   return {
     i, case_id: input.caseId, expected: input.expectedVersion, seq: e.seq, state: input.state, data: input.data, snapshot: input.snapshot,
-    hash: e.hash, status: input.status, unit: input.orgUnitId, definition_id: input.definitionId ?? null, type: e.type, actor_id: e.actorId,
-    on_behalf_of: e.onBehalfOf, role: e.role, event_unit: e.orgUnitId, payload: e.payload ?? null, recorded_at: e.recordedAt, facts: e.facts ?? null,
-    resulting_state: e.resultingState ?? null, decision: e.decision ?? null, prev_hash: e.prevHash, schedule: input.schedule, cancel: input.cancel,
-    effects: input.effects, fire_id: input.firing?.timerId ?? null, fire_by: input.firing?.claimedBy ?? null,
-    mark_fired: input.firing?.markFired === true ? input.firing.timerId : null,
-    idem_actor: idem?.actorId ?? null, idem_key: idem?.key ?? null, idem_hash: idem?.requestHash ?? null, idem_response: idem?.response ?? null,
+    hash: e.hash, status: input.status, unit: input.orgUnitId, definition_id: input.definitionId, type: e.type, actor_id: e.actorId ?? undefined,
+    on_behalf_of: e.onBehalfOf ?? undefined, role: e.role ?? undefined, event_unit: e.orgUnitId ?? undefined, payload: e.payload ?? null, recorded_at: e.recordedAt,
+    facts: e.facts ?? null, resulting_state: e.resultingState ?? null, decision: e.decision ?? null, prev_hash: e.prevHash ?? undefined,
+    schedule: input.schedule, cancel: input.cancel, fire_id: input.firing?.timerId, fire_by: input.firing?.claimedBy,
+    mark_fired: input.firing?.markFired === true ? input.firing.timerId : undefined,
+    idem_actor: idem?.actorId, idem_key: idem?.key, idem_hash: idem?.requestHash, idem_response: idem?.response,
   };
+}
+
+/** One input row of the batch statement as JSON text, splicing in the texts the caller serialized already. */
+function batchRowJson(i: number, input: AppendInput): string {
+  const j = input.json;
+  if (j === undefined) return JSON.stringify(batchRow(i, input));
+  const row = batchRow(i, input);
+  delete row['data'];
+  delete row['snapshot'];
+  delete row['payload'];
+  delete row['facts'];
+  delete row['decision'];
+  delete row['resulting_state'];
+  const head = JSON.stringify(row);
+  return `${head.slice(0, -1)},"data":${j.data},"snapshot":${j.snapshot},"payload":${j.payload},"facts":${j.facts},"decision":${j.decision},"resulting_state":${j.resultingState}}`;
 }
 
 interface Pending {
@@ -289,7 +322,7 @@ export class AppendBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
 
-  constructor(private readonly store: OpenedDatabase, private readonly maxBatch = 64, private readonly maxInFlight = 4) {}
+  constructor(private readonly store: OpenedDatabase, private readonly maxBatch = 64, private readonly maxInFlight = 2) {}
 
   append(input: AppendInput): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
@@ -312,7 +345,7 @@ export class AppendBatcher {
   private async write(batch: Pending[]): Promise<void> {
     try {
       const rows = await this.store.write<{ i: number; applied: boolean; prior: unknown }>(
-        BATCH_SQL, [JSON.stringify(batch.map((p, i) => batchRow(i, p.input)))], 'wf_append_batch');
+        BATCH_SQL, [`[${batch.map((p, i) => batchRowJson(i, p.input)).join(',')}]`], 'wf_append_batch');
       const byIndex = new Map(rows.map((r) => [Number(r.i), r]));
       batch.forEach((p, i) => {
         const r = byIndex.get(i);

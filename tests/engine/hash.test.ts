@@ -76,6 +76,46 @@ describe('canonicalJson', () => {
     expect(rejection(() => canonicalJson(value))).toEqual({ code, path });
   });
 
+  /** `[[…[1]…]]` or `{"a":{"a":…1…}}`, `depth` containers deep. */
+  const nested = (depth: number, kind: 'array' | 'object', leaf: unknown = 1): unknown => {
+    let v = leaf;
+    for (let i = 0; i < depth; i++) v = kind === 'array' ? [v] : { a: v };
+    return v;
+  };
+
+  // Regression: the careful writer recursed once per level, so case data a few thousand levels deep
+  // (which the fast writer hands over past 200) overflowed the stack and the request failed with a 500.
+  it.each([250, 5_000, 100_000])('writes arrays nested %i levels deep without overflowing the stack', (depth) => {
+    expect(canonicalJson(nested(depth, 'array'))).toBe(`${'['.repeat(depth)}1${']'.repeat(depth)}`);
+  });
+
+  it('writes objects nested 100,000 levels deep, with sorted keys and toJSON at the bottom', () => {
+    const depth = 100_000;
+    const bottom = { z: new Date('2026-10-08T02:00:00Z'), b: [true, null] };
+    expect(canonicalJson(nested(depth, 'object', bottom))).toBe(`${'{"a":'.repeat(depth)}{"b":[true,null],"z":"2026-10-08T02:00:00.000Z"}${'}'.repeat(depth)}`);
+  });
+
+  it('writes deep values exactly as the fast writer writes shallow ones (property)', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        // Wrapped past the fast writer's depth, the same value goes through the careful writer.
+        const deep = canonicalJson(nested(300, 'array', value));
+        expect(deep).toBe(`${'['.repeat(300)}${canonicalJson(value)}${']'.repeat(300)}`);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('names the path of a bad value deep down, and a deep cycle', () => {
+    const bad = rejection(() => canonicalJson(nested(3_000, 'array', { x: Number.NaN })));
+    expect(bad).toEqual({ code: 'HASH_NON_FINITE_NUMBER', path: `$${'[0]'.repeat(3_000)}.x` });
+    const top: { a?: unknown } = {};
+    let v: { a?: unknown } = top;
+    for (let i = 0; i < 3_000; i++) v = (v.a = {});
+    v.a = top;
+    expect(rejection(() => canonicalJson(top))).toEqual({ code: 'HASH_CYCLE', path: `$${'.a'.repeat(3_001)}` });
+  });
+
   it('accepts a shared (non-cyclic) object twice', () => {
     const shared = { a: 1 };
     expect(canonicalJson({ x: shared, y: [shared] })).toBe('{"x":{"a":1},"y":[{"a":1}]}');
