@@ -13,7 +13,7 @@ import { didYouMean } from './suggest.ts';
  * What kind of problem a field has; stable, so a client may switch on it.
  * @example const code: FieldErrorCode = 'pattern';
  */
-export type FieldErrorCode = 'required' | 'type' | 'pattern' | 'range' | 'length' | 'enum' | 'unknown_field';
+export type FieldErrorCode = 'required' | 'type' | 'pattern' | 'range' | 'length' | 'enum' | 'unknown_field' | 'nul_character' | 'too_deep';
 
 /**
  * One problem with one field; `path` is `电话`, `评价.满意度` or `标签[2]` ('' for the whole input).
@@ -35,8 +35,14 @@ export interface Validated<V> {
   readonly errors: FieldError[];
 }
 
-/** Lists and records nested deeper than this in an untyped (`unknown`) field are refused. */
+/**
+ * Lists and records nested deeper than this are refused: below a validated record or value (see
+ * {@link storable}), and within an untyped (`unknown`) field.
+ */
 const MAX_DEPTH = 64;
+
+/** A value refused for storability is reported at no more than this many places. */
+const MAX_STORABILITY_ERRORS = 20;
 
 const patterns = new Map<string, RegExp | null>();
 function compiled(source: string): RegExp | null {
@@ -123,6 +129,51 @@ class Collector {
 
 function name(path: string): string {
   return path === '' ? 'The value' : `"${path}"`;
+}
+
+/** A key as it appears in a path; a NUL is shown escaped, so the path itself can be stored and logged. */
+function shownKey(k: string): string {
+  return k.includes('\u0000') ? k.replaceAll('\u0000', '\\u0000') : k;
+}
+
+/**
+ * Finds what no declared type can make storable: a NUL character (U+0000) in any text or key, which
+ * Postgres `text` and `jsonb` refuse, and lists or records nested more than {@link MAX_DEPTH} levels
+ * below `value`. Walks with a stack of its own rather than recursing, so input of any depth is
+ * refused, not a stack overflow. Stops after {@link MAX_STORABILITY_ERRORS} problems.
+ */
+function storable(value: unknown, path: string, out: Collector): void {
+  // A key holding a NUL is queued as this marker, so its problem is reported in the input's order.
+  const badKey = Symbol('key with a NUL');
+  const todo: { readonly v: unknown; readonly path: string; readonly depth: number }[] = [{ v: value, path, depth: 0 }];
+  const at = (prefix: string, k: string): string => (prefix === '' ? shownKey(k) : `${prefix}.${shownKey(k)}`);
+  let found = 0;
+  for (let next = todo.pop(); next !== undefined && found < MAX_STORABILITY_ERRORS; next = todo.pop()) {
+    const { v, path: p, depth } = next;
+    if (v === badKey) {
+      out.add(p, 'nul_character', `The key ${name(p)} contains a NUL character (U+0000), which cannot be stored; rename it.`);
+      found++;
+    } else if (typeof v === 'string') {
+      if (v.includes('\u0000')) {
+        out.add(p, 'nul_character', `${name(p)} contains a NUL character (U+0000), which cannot be stored; remove it.`);
+        found++;
+      }
+    } else if (typeof v === 'object' && v !== null) {
+      if (depth > MAX_DEPTH) {
+        out.add(p, 'too_deep', `${name(p)} is nested more than ${MAX_DEPTH} lists or objects deep; send a flatter value.`);
+        found++;
+      } else if (Array.isArray(v)) {
+        // Pushed in reverse, so problems are reported in the input's order.
+        for (let i = v.length - 1; i >= 0; i--) todo.push({ v: v[i] as unknown, path: `${p}[${i}]`, depth: depth + 1 });
+      } else {
+        const keys = Object.keys(v);
+        for (let i = keys.length - 1; i >= 0; i--) {
+          const k = keys[i] ?? '';
+          todo.push({ v: k.includes('\u0000') ? badKey : (v as Readonly<Record<string, unknown>>)[k], path: at(p, k), depth: depth + 1 });
+        }
+      }
+    }
+  }
 }
 
 function checkLength(n: number, c: FieldConstraints, path: string, unit: string, out: Collector): boolean {
@@ -247,12 +298,16 @@ function recordInto(
 
 /**
  * Validates and normalizes one value for a field. A missing or null value takes the field's default,
- * else is null if the field is optional, else is a `required` error.
+ * else is null if the field is optional, else is a `required` error. A value that cannot be stored
+ * whatever its type (a NUL character in a text or key, or lists and objects nested more than 64
+ * deep) is refused first, with `nul_character` / `too_deep` errors and nothing else.
  * @example validateValue({ type: T.duration, optional: false, constraints: {} }, '2 工作日', '时限')
  *   // { value: { ms: 0, workdays: 2 }, errors: [] }
  */
 export function validateValue(field: FieldType, value: unknown, path: string): Validated<Value> {
   const out = new Collector();
+  storable(value, path, out);
+  if (out.errors.length > 0) return { value: null, errors: out.errors };
   const v = validateInto(field, value, path, out);
   return { value: out.errors.length === 0 ? v : null, errors: out.errors };
 }
@@ -260,7 +315,8 @@ export function validateValue(field: FieldType, value: unknown, path: string): V
 /**
  * Validates an object against declared fields: unknown fields are refused, defaults filled in, and every
  * field's problems reported at once. With `partial`, fields left out are neither required nor defaulted
- * (an update of some fields); `path` prefixes the reported paths.
+ * (an update of some fields); `path` prefixes the reported paths. Input that cannot be stored is
+ * refused first, as {@link validateValue} says.
  * @example validateRecord({ 电话: { type: T.text, optional: false, constraints: { pattern: '^1[0-9]{10}$' } } }, { 电话: '123' }, {})
  *   // errors: [{ path: '电话', code: 'pattern', … }]
  */
@@ -276,6 +332,9 @@ export function validateRecord(
     out.add(prefix, 'type', `${name(prefix)} must be an object${known.length === 0 ? '' : ` with the fields ${known.join(', ')}`}; got ${describe(input)}.`);
     return { value: {}, errors: out.errors };
   }
+  // First, as the paths of later errors (an unknown key) may hold what cannot be stored.
+  storable(input, prefix, out);
+  if (out.errors.length > 0) return { value: {}, errors: out.errors };
   const value = recordInto(fields, input, prefix, opts.partial ?? false, out);
   return { value, errors: out.errors };
 }

@@ -20,3 +20,5 @@ export { verify, replay, replayCases, stateAt, systemEventReplayers } from './au
 export { availableActions, inbox } from './actions.ts';
 export { linkCases, migrateCases, reassignCase, resumeCase, suspendCase } from './admin.ts';
 export { kpis } from './kpis.ts';
+export { ChangeFeed, watchCase, watchInbox } from './changes.ts';
+export type { ChangeFeedOptions, EventChange, InboxChange, InboxMessage } from './changes.ts';

@@ -116,6 +116,12 @@ export interface CaseFilter {
   readonly createdFrom?: string;
   /** Created before (ISO-8601). */
   readonly createdTo?: string;
+  /**
+   * Only the cases this actor may see (属地): in or below a unit where they hold a role, submitted
+   * by them, or naming them or such a unit in their data (a department a case was dispatched to,
+   * the party member who claimed it). Omit it for readers who see everything.
+   */
+  readonly visibleTo?: string;
   /** Default 50, at most 500. */
   readonly limit?: number;
   readonly cursor?: string | null;
@@ -169,6 +175,7 @@ function apiStatus(stored: string): LedgerStatus {
  * does not pass for "no cases".
  * @example
  * const page = await listCases(engine, { workflow: '五单服务', orgUnit: '龙形街道', state: '待派单', limit: 20 });
+ * const mine = await listCases(engine, { visibleTo: '卫健局书记钱' }); // what a department may see
  * const next = await listCases(engine, { workflow: '五单服务', orgUnit: '龙形街道', state: '待派单', limit: 20, cursor: page.nextCursor });
  */
 export async function listCases(engine: Engine, filter: CaseFilter = {}): Promise<CaseListPage> {
@@ -190,6 +197,7 @@ export async function listCases(engine: Engine, filter: CaseFilter = {}): Promis
     ...(createdFrom === undefined ? {} : { createdFrom }),
     ...(createdTo === undefined ? {} : { createdTo }),
     ...(after === undefined ? {} : { after }),
+    ...(filter.visibleTo === undefined ? {} : { visibleTo: filter.visibleTo }),
     limit: limit + 1,
   });
   const page = rows.slice(0, limit);

@@ -5,23 +5,27 @@
  * listen; `server/main.ts` does, and tests use `inject` or `listen({ port: 0 })`.
  */
 import { randomUUID } from 'node:crypto';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { registerAjvFormats, TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import { registerAjvFormats, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import type { SourceLoader } from '../dsl/check.ts';
+import { ChangeFeed } from '../engine/changes.ts';
 import type { Engine } from '../engine/engine.ts';
-import { bearer, MIN_SECRET_LENGTH, verifyToken } from './auth.ts';
+import { assertCaseScope, bearer, MIN_SECRET_LENGTH, TokenVerifier } from './auth.ts';
 import type { RouteContext } from './context.ts';
 import { ApiError, isCoded, problem, type ApiErrorCode, type Problem } from './errors.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { caseRoutes } from './routes/cases.ts';
 import { definitionRoutes } from './routes/definitions.ts';
 import { healthRoutes } from './routes/health.ts';
+import { DEFAULT_INTAKE_RATE_LIMIT, intakeRoutes } from './routes/intake.ts';
 import { operationRoutes } from './routes/operations.ts';
 import { orgRoutes } from './routes/org.ts';
+import { streamRoutes, type StreamOptions } from './routes/streams.ts';
+import { PersonalData } from './privacy.ts';
+import { validatorCompiler } from './validator.ts';
 
 /** The app's Fastify instance type, with TypeBox inference on its routes. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -48,13 +52,48 @@ export interface AppOptions {
    * 督查员 steps of its own (五步闭环 核查, 吹哨报到 督办); see README, "Roles".
    */
   readonly readOnlyRoles?: readonly string[];
+  /**
+   * Forms per client address and window on the 码上办 intake route (`POST /v1/intake/{workflow}`,
+   * which needs no token). Default 10 an hour; `false` turns it off. When `rateLimit` is `false`
+   * and this is not given, it is off too.
+   */
+  readonly intakeRateLimit?: { readonly max: number; readonly timeWindowMs: number } | false;
+  /** How long the case token the intake form returns lives (default 30 days: long enough to rate the case). */
+  readonly caseTokenTtlSeconds?: number;
+  /** Roles that see residents' names and phone numbers in cases of their units (default 社区书记, 代办员, 网格员). */
+  readonly contactRoles?: readonly string[];
+  /** Live updates (server-sent events, long-polls): the process's change feed, heartbeat and ticket life; see server/routes/streams.ts. */
+  readonly streams?: StreamOptions;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Longest path segment the router matches; a longer one is 414 URI_TOO_LONG (no id or name exceeds 200). */
+const MAX_PARAM_LENGTH = 500;
+
+/**
+ * Security headers on every answer, problems included: the set helmet's defaults give, with a
+ * Content-Security-Policy for an API that only answers JSON (the docs page sets its own, see
+ * `staticCSP` below). They never vary, so they are written once here rather than worked out by
+ * middleware on each request; tests/server/security-headers.test.ts pins them.
+ */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': "default-src 'none';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'none';img-src 'self' data:;object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' https: 'unsafe-inline';upgrade-insecure-requests",
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'origin-agent-cluster': '?1',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'x-dns-prefetch-control': 'off',
+  'x-download-options': 'noopen',
+  'x-frame-options': 'SAMEORIGIN',
+  'x-permitted-cross-domain-policies': 'none',
+  'x-xss-protection': '0',
+});
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** POST routes that change nothing (a read-only caller may use them). */
 /** POSTs that change nothing, so read-only roles (auditors) may use them. */
-const READ_ONLY_POSTS = new Set(['/v1/definitions/check', '/v1/cases/:id/verify', '/v1/cases/:id/replay']);
+const READ_ONLY_POSTS = new Set(['/v1/definitions/check', '/v1/cases/:id/verify', '/v1/cases/:id/replay', '/v1/stream-tickets']);
 
 // TypeBox checks string formats (date-time, uri…) only once they are registered.
 registerAjvFormats();
@@ -68,6 +107,7 @@ const FASTIFY_CODES: Readonly<Record<string, ApiErrorCode>> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
   FST_ERR_CTP_INVALID_TYPE: 'BAD_REQUEST',
   FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'URI_TOO_LONG',
 };
 
 /** A database that cannot be reached (connection refused, dropped, shutting down) is a 503, not a bug. */
@@ -142,6 +182,8 @@ function classify(err: unknown, bodyLimit: number): Classified {
   const mapped = typeof fe.code === 'string' ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped === 'PAYLOAD_TOO_LARGE') return { code: mapped, detail: `The body is larger than ${bodyLimit} bytes.`, details: { limit: bodyLimit } };
   if (mapped === 'UNSUPPORTED_MEDIA_TYPE') return { code: mapped, detail: 'This route takes a JSON body (Content-Type: application/json).', details: {} };
+  if (mapped === 'URI_TOO_LONG') return { code: mapped, detail: `A path segment is longer than ${MAX_PARAM_LENGTH} characters; ids and names are at most 200.`, details: { limit: MAX_PARAM_LENGTH } };
+  if (fe.code === 'FST_ERR_BAD_URL') return { code: 'BAD_REQUEST', detail: 'The path is not valid percent-encoding (RFC 3986 §2.1); encode each segment with encodeURIComponent.', details: {} };
   if (mapped !== undefined) return { code: mapped, detail: fe.message ?? '', details: {} };
   if (isUnavailable(err)) return { code: 'UNAVAILABLE', detail: 'The database cannot be reached.', details: {} };
   // Other 4xx errors from Fastify or a plugin: the client's fault, but no code of ours fits better.
@@ -165,9 +207,20 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const { engine, jwtSecret } = options;
   if (jwtSecret.length < MIN_SECRET_LENGTH) throw new Error(`jwtSecret must be at least ${MIN_SECRET_LENGTH} characters.`);
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
-  const metrics: Metrics = createMetrics({ processMetrics: options.processMetrics === true });
+  const metrics: Metrics = createMetrics({ processMetrics: options.processMetrics === true, engine });
   let closing = false;
   const readOnly = new Set(options.readOnlyRoles ?? []);
+  const tokens = new TokenVerifier(jwtSecret);
+
+  const refuse = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const c = classify(err, bodyLimit);
+    const body = problem(c.code, c.detail, c.details, request.url, request.id);
+    if (body.status >= 500) request.log.error({ err, code: c.code }, 'request failed');
+    else request.log.info({ code: c.code, detail: c.detail }, 'request refused');
+    const headers: Record<string, string> = {};
+    if (c.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer realm="closed-loop"';
+    return sendProblem(reply, body, headers);
+  };
 
   const app: App = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
@@ -179,23 +232,21 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     // We answer with our own problem body while closing (see onRequest below).
     return503OnClosing: false,
-    routerOptions: { maxParamLength: 500 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router refuses a path with broken percent-encoding or an over-long segment before any
+    // hook runs; answer those as every other refusal, with the headers the hooks would have set.
+    frameworkErrors: (err, request, reply) => {
+      void refuse(err, request, reply.headers(SECURITY_HEADERS).header('x-request-id', request.id));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
   // Bodies are JSON: text/plain would reach the schema as a string and fail confusingly; refuse it as 415.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('principal', null);
+  app.decorate('metrics', metrics);
 
-  app.setErrorHandler((err, request, reply) => {
-    const c = classify(err, bodyLimit);
-    const body = problem(c.code, c.detail, c.details, request.url, request.id);
-    if (body.status >= 500) request.log.error({ err, code: c.code }, 'request failed');
-    else request.log.info({ code: c.code, detail: c.detail }, 'request refused');
-    const headers: Record<string, string> = {};
-    if (c.code === 'UNAUTHORIZED') headers['www-authenticate'] = 'Bearer realm="closed-loop"';
-    return sendProblem(reply, body, headers);
-  });
+  app.setErrorHandler((err, request, reply) => refuse(err, request, reply));
   app.setNotFoundHandler((request, reply) => sendProblem(reply, problem('ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0] ?? ''}.`, {}, request.url, request.id)));
 
   // The docs page's routes are added by a plugin; mark them public as they are declared.
@@ -204,13 +255,23 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
+    // First, so that refusals below carry them too.
+    reply.headers(SECURITY_HEADERS).header('x-request-id', request.id);
     if (closing) throw new ApiError('UNAVAILABLE', 'The server is shutting down; retry on another instance or shortly.');
     // Unmatched routes fall through to the 404 handler without asking for a token.
     if (request.routeOptions.url === undefined || request.routeOptions.config.public === true) return;
+    // A stream may be opened with a ticket in its URL instead (server/routes/streams.ts checks it).
+    if (request.routeOptions.config.streamTicket === true && request.headers.authorization === undefined) return;
     const token = bearer(request.headers.authorization);
     if (token === undefined) throw new ApiError('UNAUTHORIZED', request.headers.authorization === undefined ? 'No Authorization header.' : 'The Authorization header is not `Bearer <token>`.');
-    const { actor } = await verifyToken(jwtSecret, token);
+    const { actor, caseScope } = tokens.cached(token) ?? await tokens.verify(token);
+    if (caseScope !== undefined) {
+      // A case token (码上办) carries no roles: it follows its one case as that case's resident.
+      request.principal = { actor, roles: [], caseScope };
+      request.log = request.log.child({ actor, caseScope });
+      assertCaseScope(request.principal, request.method, request.routeOptions.url, request.params);
+      return;
+    }
     const org = await engine.org();
     const roles = org.rolesOf(actor);
     request.principal = { actor, roles };
@@ -226,13 +287,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  app.addHook('preClose', async () => {
-    closing = true;
+  // Live updates: a write answered here wakes this process's streams at once and, when the feed
+  // listens (server/main.ts on Postgres), is announced to the other server processes.
+  const changes = options.streams?.changes ?? new ChangeFeed(engine.store, options.streams?.pollMs === undefined ? {} : { pollMs: options.streams.pollMs });
+  if (options.streams?.changes === undefined) app.addHook('onClose', async () => changes.close());
+  app.addHook('onResponse', async (request, reply) => {
+    if (!SAFE_METHODS.has(request.method) && reply.statusCode < 400) changes.poke();
   });
 
-  await app.register(helmet, {
-    // The API answers JSON; the docs page sets its own policy (staticCSP below).
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  app.addHook('preClose', async () => {
+    closing = true;
   });
 
   if (options.rateLimit !== false) {
@@ -268,12 +332,20 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { docExpansion: 'list', deepLinking: true } });
 
-  const ctx: RouteContext = { engine, metrics, ...(options.loader === undefined ? {} : { loader: options.loader }) };
+  const privacy = new PersonalData(engine, options.contactRoles === undefined ? {} : { contactRoles: options.contactRoles });
+  const ctx: RouteContext = { engine, metrics, privacy, ...(options.loader === undefined ? {} : { loader: options.loader }) };
   await app.register(healthRoutes, ctx);
   await app.register(definitionRoutes, ctx);
   await app.register(caseRoutes, ctx);
   await app.register(orgRoutes, ctx);
   await app.register(operationRoutes, ctx);
+  await app.register(intakeRoutes, {
+    ...ctx, jwtSecret,
+    rateLimit: options.intakeRateLimit ?? (options.rateLimit === false ? false : DEFAULT_INTAKE_RATE_LIMIT),
+    ...(options.caseTokenTtlSeconds === undefined ? {} : { caseTokenTtlSeconds: options.caseTokenTtlSeconds }),
+  });
+
+  await app.register(streamRoutes, { ...ctx, ...options.streams, jwtSecret, changes });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true, rateLimit: false } }, async () => app.swagger());
 

@@ -7,6 +7,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { Principal } from './auth.ts';
 import { ApiError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import type { PersonalData } from './privacy.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,6 +26,8 @@ export interface RouteContext {
   readonly metrics: Metrics;
   /** Reads `import`ed files of sources sent to check and deploy; without one, imports are not found. */
   readonly loader?: SourceLoader;
+  /** Jurisdiction and personal-data masking of case reads, and the log of unmasked reads. */
+  readonly privacy: PersonalData;
 }
 
 /**

@@ -13,15 +13,17 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { ChangeFeed } from '../engine/changes.ts';
 import { Engine } from '../engine/engine.ts';
 import { OutboxWorker } from '../engine/outbox.ts';
 import { openAppDatabase, openDatabase, type OpenedDatabase } from '../engine/store/index.ts';
 import { findActor } from '../engine/store/registry.ts';
-import { TimerPoller } from '../engine/timers.ts';
+import type { TimerPoller } from '../engine/timers.ts';
 import { buildApp } from './app.ts';
 import { MIN_SECRET_LENGTH, signToken } from './auth.ts';
 import { DEMO_LOGINS, deployWorkflows, loadDemoData, orgIsEmpty, readFixture } from './demo.ts';
 import { folderLoader } from './loader.ts';
+import { MeteredTimerPoller } from './metrics.ts';
 import { ensureSecretFile } from './secret.ts';
 
 /** Everything main reads from the environment and the command line. */
@@ -120,6 +122,9 @@ export async function start(config: ServerConfig, banner: (text: string) => void
 
   let poller: TimerPoller | undefined;
   let outbox: OutboxWorker | undefined;
+  // One change feed for every live stream of this process; on Postgres it LISTENs on one
+  // connection of its own, so changes written by other processes reach these streams at once.
+  const changes = new ChangeFeed(store, { logger, ...(config.databaseUrl === undefined ? {} : { listen: { databaseUrl: config.databaseUrl } }) });
   try {
     const engine = new Engine({ store, logger, ...(calendar === undefined ? {} : { calendar }) });
     if (config.demo) {
@@ -132,8 +137,8 @@ export async function start(config: ServerConfig, banner: (text: string) => void
         logger.info('org tree present; demo data not loaded again');
       }
     }
-    const app = await buildApp({ engine, jwtSecret, logger, loader: folderLoader(workflowsDir), processMetrics: true });
-    poller = new TimerPoller(engine, { logger });
+    const app = await buildApp({ engine, jwtSecret, logger, loader: folderLoader(workflowsDir), processMetrics: true, streams: { changes } });
+    poller = new MeteredTimerPoller(engine, app.metrics, { logger }, () => changes.poke());
     outbox = new OutboxWorker({ store, clock: engine.clock, logger });
     // Demo tokens are made before listening, so the banner is printed whole, in one write.
     const logins: string[] = [];
@@ -165,8 +170,10 @@ export async function start(config: ServerConfig, banner: (text: string) => void
     let stopping: Promise<void> | undefined;
     const stop = (reason: string): Promise<void> => (stopping ??= (async () => {
       logger.info({ reason }, 'shutting down: no new requests, finishing those in flight');
-      // Stop taking requests and let in-flight ones finish, then the background work, then the pool.
+      // Stop taking requests, end the open streams and let in-flight requests finish, then the
+      // background work, then the pool.
       await app.close();
+      await changes.close();
       await poller?.stop();
       await outbox?.stop();
       await store.close();
@@ -175,6 +182,7 @@ export async function start(config: ServerConfig, banner: (text: string) => void
     })());
     return { url, stop };
   } catch (e) {
+    await changes.close();
     await poller?.stop();
     await outbox?.stop();
     await store.close();

@@ -99,18 +99,31 @@ export const CaseSchema = Type.Object({
   due: Type.Record(Type.String(), Type.String(), { description: 'Due times of the current state\'s deadlines and reminders, by timer key.' }),
   multi: Nullable(MultiProgressSchema),
   allowedActions: Type.Optional(Type.Array(AvailableActionSchema, { description: 'What the caller may send now.' })),
+  masked: Type.Optional(Type.Array(Type.String(), { description: 'Fields of `data` shown masked (a resident\'s name or phone number the caller has no need to see in full).' })),
 }, { title: 'Case' });
 
 export type CaseBody = Static<typeof CaseSchema>;
 
-/** The API form of a case: a plain copy, so engine-internal readonly structures never leak into the wire type. */
-export function caseBody(v: CaseView, actions?: readonly AvailableAction[]): CaseBody {
+/** Case data as the caller may see it (server/privacy.ts): personal fields masked or not. */
+export interface ShownCaseData {
+  readonly data: Readonly<Record<string, unknown>>;
+  readonly masked: readonly string[];
+}
+
+/**
+ * The API form of a case: a plain copy, so engine-internal readonly structures never leak into
+ * the wire type. Pass `shown` (from server/privacy.ts) for the data the caller may see; without
+ * it the data goes out as stored.
+ * @example return caseBody(view, actions, await privacy.forRead(request, view));
+ */
+export function caseBody(v: CaseView, actions?: readonly AvailableAction[], shown?: ShownCaseData): CaseBody {
   const m = v.multi;
   return {
     id: v.id, workflow: v.workflow, definitionVersion: v.definitionVersion, definitionId: v.definitionId, state: v.state, status: v.status,
-    data: { ...v.data }, unit: v.unit, submitter: v.submitter, version: v.version, headHash: v.headHash, due: { ...v.due },
+    data: { ...(shown?.data ?? v.data) }, unit: v.unit, submitter: v.submitter, version: v.version, headHash: v.headHash, due: { ...v.due },
     multi: m === null ? null : { state: m.state, items: [...m.items], done: { ...m.done }, missed: [...m.missed] },
     ...(actions === undefined ? {} : { allowedActions: actions.map(actionBody) }),
+    ...(shown === undefined || shown.masked.length === 0 ? {} : { masked: [...shown.masked] }),
   };
 }
 

@@ -52,6 +52,11 @@ export interface CaseQuery {
   readonly createdTo?: string;
   /** Keyset position: rows strictly after it in the list's order (newest first). */
   readonly after?: CasePosition;
+  /**
+   * Only cases this actor may see: in or below a unit where they hold a role, submitted by them,
+   * or naming them or such a unit in their data (the inbox's notion of "involved").
+   */
+  readonly visibleTo?: string;
   readonly limit: number;
 }
 
@@ -87,6 +92,10 @@ export async function casePage(store: OpenedDatabase, q: CaseQuery): Promise<Cas
        select id from org_units where $3::text is not null and id = $3
        union
        select u.id from org_units u join under h on u.parent_id = h.id
+     ), held(id) as (
+       select org_unit_id from actor_roles where $10::text is not null and actor_id = $10
+       union
+       select u.id from org_units u join held h on u.parent_id = h.id
      ), keyed as (
        select c.*, (extract(epoch from c.created_at) * 1000000)::bigint as created_key from cases c
      )
@@ -100,11 +109,16 @@ export async function casePage(store: OpenedDatabase, q: CaseQuery): Promise<Cas
         and ($5::timestamptz is null or k.created_at >= $5::timestamptz)
         and ($6::timestamptz is null or k.created_at < $6::timestamptz)
         and ($7::bigint is null or (k.created_key, k.id) < ($7::bigint, $8::text))
+        and ($10::text is null
+             or k.org_unit_id in (select id from held)
+             or k.snapshot->>'submitter' = $10
+             or exists (select 1 from jsonb_path_query(k.data, 'lax $.*[*]') v
+                         where jsonb_typeof(v) = 'string' and (v #>> '{}' = $10 or v #>> '{}' in (select id from held))))
       order by k.created_key desc, k.id desc
       limit $9`,
     [
       q.workflow ?? null, q.state === undefined ? null : JSON.stringify(q.state), q.orgUnit ?? null, q.status ?? null,
-      q.createdFrom ?? null, q.createdTo ?? null, q.after?.createdUs ?? null, q.after?.id ?? null, q.limit,
+      q.createdFrom ?? null, q.createdTo ?? null, q.after?.createdUs ?? null, q.after?.id ?? null, q.limit, q.visibleTo ?? null,
     ],
     'wf_q_case_page');
   return rows.map((r) => ({

@@ -25,6 +25,7 @@ const APP_PRIVILEGES = {
   points_ledger: ['SELECT', 'INSERT'],
   archive_tombstones: ['SELECT'],
   notifications: ['SELECT', 'INSERT', 'DELETE'],
+  personal_data_reads: ['SELECT', 'INSERT'],
 } as const satisfies Record<keyof Database, readonly Privilege[]>;
 
 /** Kysely's bookkeeping, readable so the application can tell whether the schema is current. */

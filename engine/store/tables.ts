@@ -107,6 +107,8 @@ export interface EventsTable {
   decision: FrozenJsonb<JsonValue | null>;
   prev_hash: Frozen<string | null>;
   hash: Frozen<string>;
+  /** The writing transaction's id, set by the database (migration 0005); NULL on older rows. A bigint, read as text. */
+  tx: ColumnType<string | null, never, never>;
 }
 
 export interface TimersTable {
@@ -156,6 +158,21 @@ export interface NotificationsTable {
   reason: Frozen<string | null>;
   payload: ColumnType<JsonValue, string | undefined, never>;
   created_at: ColumnType<Date, Date | string, never>;
+}
+
+/** Unmasked reads of a case's personal data, append-only for the application (migration 0004). */
+export interface PersonalDataReadsTable {
+  case_id: Frozen<string>;
+  read_at: ColumnType<Date, Date | string, never>;
+  read_id: Frozen<string>;
+  actor_id: Frozen<string>;
+  /** Why the reader may see it: submitter, contact (a role that calls residents) or handler. */
+  reason: Frozen<string>;
+  /** The fields shown unmasked. */
+  fields: FrozenJsonb<string[]>;
+  /** The route template, e.g. `GET /v1/cases/:id`. */
+  route: Frozen<string>;
+  request_id: Frozen<string | null>;
 }
 
 export interface IdempotencyKeysTable {
@@ -211,4 +228,5 @@ export interface Database {
   points_ledger: PointsLedgerTable;
   archive_tombstones: ArchiveTombstonesTable;
   notifications: NotificationsTable;
+  personal_data_reads: PersonalDataReadsTable;
 }

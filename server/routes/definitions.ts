@@ -16,9 +16,17 @@ import { requireRole, SERVER_ROLES } from '../auth.ts';
 import { principalOf, type RouteContext } from '../context.ts';
 import { DiagnosticSchema, diagnosticBody, JsonObject, Nullable, problemResponses } from '../schemas.ts';
 
+const File = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$', description: 'A name for the draft, shown in diagnostics and resolving its imports (default draft.wf).' });
+
 const Source = Type.Object({
   source: Type.String({ maxLength: 1_000_000, description: 'The workflow text.' }),
-  file: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$', description: 'A name for the draft, shown in diagnostics and resolving its imports (default draft.wf).' })),
+  file: Type.Optional(File),
+}, { additionalProperties: false });
+
+// A deployed source is stored as text, which cannot hold NUL: refuse it here rather than fail in the database.
+const DeploySource = Type.Object({
+  source: Type.String({ maxLength: 1_000_000, pattern: '^[^\\u0000]*$', description: 'The workflow text (without NUL characters).' }),
+  file: Type.Optional(File),
 }, { additionalProperties: false });
 
 const CheckResult = Type.Object({
@@ -70,7 +78,7 @@ const DefinitionDetail = Type.Object({
 });
 
 const VersionParams = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$' }),
   version: Type.Integer({ minimum: 1 }),
 });
 
@@ -144,7 +152,7 @@ export const definitionRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (
     schema: {
       tags: ['definitions'], summary: 'Deploy a workflow as a new version (policy staff: 政策员)',
       description: 'A source equal to the newest version\'s is not stored again: that version is returned with 200. A draft that does not compile is refused with 422 DEFINITION_INVALID and its `diagnostics`.',
-      body: Source, response: { 200: Deployed, 201: Deployed, ...problemResponses },
+      body: DeploySource, response: { 200: Deployed, 201: Deployed, ...problemResponses },
     },
   }, async (request, reply) => {
     const p = principalOf(request);

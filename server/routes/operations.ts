@@ -3,8 +3,9 @@
  * replay), version migration, suspend / resume / reassign / link, the caller's inbox and KPIs.
  *
  * Who may do what (the workflow's `by` clauses do not cover these):
- * - reading (state at a time, verify, replay, links, KPIs): any authenticated caller, as for
- *   `GET /v1/cases/{id}`; verify and replay are POSTs because they compute, but change nothing;
+ * - reading (state at a time, verify, replay, links): whoever may read the case, as for
+ *   `GET /v1/cases/{id}` (404 for a case out of reach, server/privacy.ts); KPIs: any caller;
+ *   verify and replay are POSTs because they compute, but change nothing;
  * - migrating: 政策员 only;
  * - suspend, resume, reassign, link: 管理员 or 政策员 anywhere, or anyone holding a role (other
  *   than 督查员, who changes nothing) in the case's responsible unit or a unit above it. For a
@@ -27,10 +28,13 @@ import { principalOf, type RouteContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { actionBody, AvailableActionSchema, caseBody, CaseSchema, JsonObject, Nullable, problemResponses } from '../schemas.ts';
 
-const Id = Type.String({ minLength: 1, maxLength: 200 });
-const Name = Type.String({ minLength: 1, maxLength: 200 });
+// No control characters in ids and names, and no NUL anywhere: Postgres cannot store NUL, and a
+// query with one fails in the driver (a 500) instead of finding nothing.
+const NO_CONTROLS = '^[^\\u0000-\\u001f]+$';
+const Id = Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS });
+const Name = Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS });
 const CaseParams = Type.Object({ id: Id });
-const Reason = Type.String({ minLength: 1, maxLength: 2000, description: 'Why; recorded with the event.' });
+const Reason = Type.String({ minLength: 1, maxLength: 2000, pattern: '^[^\\u0000]+$', description: 'Why; recorded with the event.' });
 
 const MultiProgress = Type.Object({
   state: Type.String(),
@@ -122,7 +126,7 @@ const ReasonBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalPr
 const ReassignBody = Type.Object({ to: Name, reason: Reason }, { additionalProperties: false });
 const LinkBody = Type.Object({
   linkedCaseId: Id,
-  kind: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', description: 'e.g. recurrence_of, related.' }),
+  kind: Type.String({ minLength: 1, maxLength: 100, pattern: '^(?=.*\\S)[^\\u0000-\\u001f]+$', description: 'e.g. recurrence_of, related.' }),
 }, { additionalProperties: false });
 
 const LinkSchema = Type.Object({
@@ -219,9 +223,9 @@ function withReason(reason: string | undefined): { reason?: string } {
 
 /**
  * Time travel, audit checks, migration, case administration, the inbox and KPIs.
- * @example await app.register(operationRoutes, { engine, metrics, loader: folderLoader('workflows') });
+ * @example await app.register(operationRoutes, { engine, metrics, privacy: new PersonalData(engine), loader: folderLoader('workflows') });
  */
-export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, { engine, loader }) => {
+export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, { engine, loader, privacy }) => {
   const kpiSpecs = loadKpiSpecs(loader);
 
   app.get('/v1/cases/:id/state', {
@@ -232,6 +236,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
     },
   }, async (request) => {
     const { id } = request.params;
+    const view = await privacy.readableCase(request, id);
     const then = await stateAt(engine, id, request.query.at);
     if (then === null) {
       const first = (await caseHistory(engine, id, { limit: 1 })).events[0];
@@ -239,9 +244,10 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
         caseId: id, at: new Date(request.query.at).toISOString(), notYetStarted: true, startedAt: first?.at ?? null,
       });
     }
+    const shown = await privacy.dataAsOf(request, view, then.data);
     return {
       caseId: then.caseId, at: then.at, seq: then.seq, lastEvent: { ...then.lastEvent }, definitionId: then.definitionId, state: then.state, status: then.status,
-      data: { ...then.data }, unit: then.unit, submitter: then.submitter, due: { ...then.due },
+      data: shown.data, unit: then.unit, submitter: then.submitter, due: { ...then.due },
       multi: then.multi === null ? null : { state: then.multi.state, items: [...then.multi.items], done: { ...then.multi.done }, missed: [...then.multi.missed] },
     };
   });
@@ -254,6 +260,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
     },
   }, async (request) => {
     const { id } = request.params;
+    await privacy.readableCase(request, id);
     const r = await verify(engine, id);
     return r.ok
       ? { caseId: id, ok: true, events: r.events, headHash: r.headHash, firstBadSeq: null, problem: null, message: null }
@@ -268,10 +275,11 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
     },
   }, async (request) => {
     const { id } = request.params;
+    const view = await privacy.readableCase(request, id);
     const r = await replay(engine, id);
-    return r.ok
-      ? { caseId: id, ok: true, events: r.events, definitionId: r.definitionId, state: r.snapshot.state, status: r.snapshot.status, firstBadSeq: null, message: null }
-      : { caseId: id, ok: false, events: null, definitionId: null, state: null, status: null, firstBadSeq: r.firstBadSeq, expected: r.expected, got: r.got, message: r.message };
+    if (r.ok) return { caseId: id, ok: true, events: r.events, definitionId: r.definitionId, state: r.snapshot.state, status: r.snapshot.status, firstBadSeq: null, message: null };
+    const [expected, got] = await privacy.forReplay(view, [r.expected, r.got]);
+    return { caseId: id, ok: false, events: null, definitionId: null, state: null, status: null, firstBadSeq: r.firstBadSeq, expected, got, message: r.message };
   });
 
   app.post('/v1/cases/:id/migrate', {
@@ -326,7 +334,8 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
   }, async (request) => {
     const p = principalOf(request);
     const { role } = await authorizeCaseChange(engine, p, request.params.id, 'suspend');
-    return caseBody(await suspendCase(engine, request.params.id, { actor: p.actor, role, ...withReason(request.body.reason) }));
+    const view = await suspendCase(engine, request.params.id, { actor: p.actor, role, ...withReason(request.body.reason) });
+    return caseBody(view, undefined, await privacy.forWrite(request, view));
   });
 
   app.post('/v1/cases/:id/resume', {
@@ -338,7 +347,8 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
   }, async (request) => {
     const p = principalOf(request);
     const { role } = await authorizeCaseChange(engine, p, request.params.id, 'resume');
-    return caseBody(await resumeCase(engine, request.params.id, { actor: p.actor, role, ...withReason(request.body.reason) }));
+    const view = await resumeCase(engine, request.params.id, { actor: p.actor, role, ...withReason(request.body.reason) });
+    return caseBody(view, undefined, await privacy.forWrite(request, view));
   });
 
   app.post('/v1/cases/:id/reassign', {
@@ -350,7 +360,8 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
   }, async (request) => {
     const p = principalOf(request);
     const { role } = await authorizeCaseChange(engine, p, request.params.id, 'reassign');
-    return caseBody(await reassignCase(engine, request.params.id, { actor: p.actor, role, to: request.body.to, reason: request.body.reason }));
+    const view = await reassignCase(engine, request.params.id, { actor: p.actor, role, to: request.body.to, reason: request.body.reason });
+    return caseBody(view, undefined, await privacy.forWrite(request, view));
   });
 
   app.post('/v1/cases/:id/links', {
@@ -362,7 +373,8 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
   }, async (request) => {
     const p = principalOf(request);
     const { role } = await authorizeCaseChange(engine, p, request.params.id, 'link');
-    return caseBody(await linkCases(engine, request.params.id, request.body.linkedCaseId, request.body.kind, { actor: p.actor, role }));
+    const view = await linkCases(engine, request.params.id, request.body.linkedCaseId, request.body.kind, { actor: p.actor, role });
+    return caseBody(view, undefined, await privacy.forWrite(request, view));
   });
 
   app.get('/v1/cases/:id/links', {
@@ -371,6 +383,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
       params: CaseParams, response: { 200: Type.Object({ caseId: Type.String(), items: Type.Array(LinkSchema) }), ...problemResponses },
     },
   }, async (request) => {
+    await privacy.readableCase(request, request.params.id);
     const links = await linksOf(engine, request.params.id);
     return { caseId: request.params.id, items: links.map((l) => ({ ...l })) };
   });
@@ -389,14 +402,13 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
       ...(q.limit === undefined ? {} : { limit: q.limit }),
       ...(q.cursor === undefined ? {} : { cursor: q.cursor }),
     });
-    return {
-      nextCursor: page.nextCursor,
-      items: page.items.map((i) => ({
-        caseId: i.caseId, workflow: i.workflow, definitionVersion: i.definitionVersion, state: i.state,
-        ...(i.stateLabel === undefined ? {} : { stateLabel: i.stateLabel }),
-        unit: i.unit, submitter: i.submitter, data: { ...i.data }, due: { ...i.due }, actions: i.actions.map(actionBody),
-      })),
-    };
+    // A list: residents' names and phone numbers masked for everyone (read the case for them).
+    const items = await Promise.all(page.items.map(async (i) => ({
+      caseId: i.caseId, workflow: i.workflow, definitionVersion: i.definitionVersion, state: i.state,
+      ...(i.stateLabel === undefined ? {} : { stateLabel: i.stateLabel }),
+      unit: i.unit, submitter: i.submitter, data: (await privacy.forList(i.workflow, i.definitionVersion, i.data)).data, due: { ...i.due }, actions: i.actions.map(actionBody),
+    })));
+    return { nextCursor: page.nextCursor, items };
   });
 
   app.get('/v1/kpis', {

@@ -17,6 +17,8 @@ const LEVELS = ['prefecture', 'county', 'street', 'community', 'grid', 'departme
 const Level = Type.Union(LEVELS.map((l) => Type.Literal(l)), { description: '州 prefecture, 县 county, 街道 street, 社区 community, 网格 grid; departments and co-building units beside the main line.' });
 
 const Id = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f/]+$' });
+/** A name or id in a body: no control characters (Postgres cannot store NUL; the rest are never meant). */
+const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f]+$' });
 
 const OrgUnit = Type.Object({
   id: Type.String(),
@@ -27,12 +29,12 @@ const OrgUnit = Type.Object({
 const OrgUnitDetail = Type.Object({ ...OrgUnit.properties, children: Type.Array(Type.String()) });
 
 const OrgUnitBody = Type.Object({
-  parent: Nullable(Type.String({ minLength: 1, maxLength: 200 })),
+  parent: Nullable(Text(200)),
   level: Level,
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: Text(200),
 }, { additionalProperties: false });
 
-const Grant = Type.Object({ role: Type.String({ minLength: 1, maxLength: 100 }), unit: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
+const Grant = Type.Object({ role: Text(100), unit: Text(200) }, { additionalProperties: false });
 
 const Actor = Type.Object({
   id: Type.String(),
@@ -42,7 +44,7 @@ const Actor = Type.Object({
 });
 
 const ActorBody = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: Text(200),
   phone: Type.Optional(Nullable(Type.String({ maxLength: 40, pattern: '^[0-9+() -]*$' }))),
   roles: Type.Array(Grant, { maxItems: 200, description: 'Replaces every role the person holds.' }),
 }, { additionalProperties: false });

@@ -174,6 +174,65 @@ describe('validateRecord', () => {
   });
 });
 
+// Regressions: a NUL in case data or a payload reached Postgres, which refuses it in text and jsonb
+// (a 500 instead of a 422), and case data thousands of levels deep overflowed the stack.
+describe('values no type can store', () => {
+  const fields: Record<string, FieldType> = {
+    心愿: f(T.text),
+    类别: f(类别, {}, { optional: true }),
+    附件: f(T.unknown, {}, { optional: true }),
+    评分: f(评分, {}, { optional: true }),
+  };
+  const deep = (depth: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < depth; i++) v = [v];
+    return v;
+  };
+  const codes = (r: { errors: readonly { code: string; path: string }[] }): [string, string][] => r.errors.map((e) => [e.code, e.path]);
+
+  it.each<[string, unknown, [FieldErrorCode, string][]]>([
+    ['a NUL in a text field', { 心愿: '清理\u0000杂物' }, [['nul_character', '心愿']]],
+    ['a NUL in an enum field (refused before the enum check)', { 心愿: 'x', 类别: '养\u0000老' }, [['nul_character', '类别']]],
+    ['a NUL deep inside an untyped field', { 心愿: 'x', 附件: { 图片: ['a', { 说明: 'b\u0000' }] } }, [['nul_character', '附件.图片[1].说明']]],
+    ['a NUL in a key, shown escaped in the path', { 心愿: 'x', 附件: { 'a\u0000b': 1 } }, [['nul_character', '附件.a\\u0000b']]],
+    ['a NUL in an unknown field\'s key', { 心愿: 'x', 'x\u0000': 1 }, [['nul_character', 'x\\u0000']]],
+    ['a NUL in a nested record', { 心愿: 'x', 评分: { 满意度: 3, 意见: '\u0000' } }, [['nul_character', '评分.意见']]],
+    ['several, in the input\'s order', { 心愿: '\u0000', 附件: ['\u0000', { '\u0000': 1 }] }, [['nul_character', '心愿'], ['nul_character', '附件[0]'], ['nul_character', '附件[1].\\u0000']]],
+    ['lists 65 deep', { 心愿: 'x', 附件: deep(65) }, [['too_deep', `附件${'[0]'.repeat(64)}`]]],
+    ['lists 5,000 deep', { 心愿: 'x', 附件: deep(5_000) }, [['too_deep', `附件${'[0]'.repeat(64)}`]]],
+    ['lists 200,000 deep in an unknown field', { 心愿: 'x', 其他: deep(200_000) }, [['too_deep', `其他${'[0]'.repeat(64)}`]]],
+  ])('refuses %s, and nothing else', (_name, input, expected) => {
+    const r = validateRecord(fields, input, {});
+    expect(codes(r)).toEqual(expected);
+    expect(r.value).toEqual({});
+    for (const e of r.errors) {
+      expect(e.message).toContain(`"${e.path}"`);
+      expect(e.path).not.toContain('\u0000');
+      expect(e.message).not.toContain('\u0000');
+    }
+  });
+
+  it('takes lists 64 deep', () => {
+    expect(validateRecord(fields, { 心愿: 'x', 附件: deep(64) }, {}).errors).toEqual([]);
+  });
+
+  it('stops after 20 problems', () => {
+    const r = validateRecord(fields, { 心愿: 'x', 附件: Array.from({ length: 1_000 }, () => '\u0000') }, {});
+    expect(r.errors).toHaveLength(20);
+  });
+
+  it('prefixes the paths, and refuses a bare value too', () => {
+    expect(codes(validateRecord(fields, { 心愿: '\u0000' }, { path: 'payload' }))).toEqual([['nul_character', 'payload.心愿']]);
+    expect(codes(validateValue(f(T.text), 'a\u0000', '说明'))).toEqual([['nul_character', '说明']]);
+    expect(validateValue(f(T.text), 'a\u0000', '说明').value).toBeNull();
+    expect(codes(validateValue(f(T.unknown), deep(70), 'x'))).toEqual([['too_deep', `x${'[0]'.repeat(65)}`]]);
+  });
+
+  it('lets other control characters through (they are storable)', () => {
+    expect(validateRecord(fields, { 心愿: '第一行\n第二行\t\u0001' }, {}).errors).toEqual([]);
+  });
+});
+
 describe('parsing helpers', () => {
   it.each([
     ['2024-05-01T00:00:00Z', Date.UTC(2024, 4, 1)],

@@ -10,17 +10,9 @@ import { SignJWT } from 'jose';
 import { Engine } from '../../engine/engine.ts';
 import { buildApp, type App } from '../../server/app.ts';
 import { signToken } from '../../server/auth.ts';
-import { ERRORS } from '../../server/errors.ts';
-import { openHarness, ORDER, SECRET, WORKFLOWS, type Harness } from './support.ts';
+import { openHarness, ORDER, SECRET, WORKFLOWS, type Harness, expectProblem, toRes, type Res } from './support.ts';
 
 let h: Harness;
-
-interface Res {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-  readonly text: string;
-  readonly headers: Record<string, string | string[] | number | undefined>;
-}
 
 async function call(method: 'GET' | 'POST' | 'PUT', url: string, actor?: string | null, payload?: unknown, headers: Record<string, string> = {}): Promise<Res> {
   const auth = actor === undefined || actor === null ? {} : await h.auth(actor);
@@ -28,21 +20,7 @@ async function call(method: 'GET' | 'POST' | 'PUT', url: string, actor?: string 
     method, url, headers: { ...auth, ...headers },
     ...(payload === undefined ? {} : typeof payload === 'string' ? { payload } : { payload: payload as Record<string, unknown> }),
   });
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(r.body) as Record<string, unknown>;
-  } catch {
-    // not JSON (SVG, Mermaid, metrics)
-  }
-  return { status: r.statusCode, body, text: r.body, headers: r.headers };
-}
-
-/** Asserts a problem body with the given status and code. */
-function expectProblem(r: Res, status: number, code: string): void {
-  expect({ status: r.status, code: r.body['code'] }, r.text).toEqual({ status, code });
-  expect(String(r.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(r.body).toMatchObject({ status, type: `urn:closed-loop:problem:${code}`, title: expect.any(String), detail: expect.any(String), hint: expect.any(String), instance: expect.any(String), requestId: expect.any(String) });
-  expect(code in ERRORS).toBe(true);
+  return toRes(r);
 }
 
 const u = (s: string): string => encodeURIComponent(s);
@@ -335,7 +313,9 @@ describe('cases', () => {
     const dispatch = actions.find((a) => a.event === '派单');
     expect(dispatch?.as.role).toBe('社区书记');
     expect(dispatch?.payloadSchema.required).toContain('单位');
-    expect((await call('GET', `/v1/cases/${u(id)}`, '党员李')).body['allowedActions']).toEqual([]);
+    expect((await call('GET', `/v1/cases/${u(id)}`, '督查员周')).body['allowedActions']).toEqual([]);
+    // 党员李's unit (县卫健局) has no part in the case yet: out of his jurisdiction, so not found.
+    expectProblem(await call('GET', `/v1/cases/${u(id)}`, '党员李'), 404, 'CASE_NOT_FOUND');
     expect(((await call('GET', `/v1/cases/${u(id)}`, '居民王先生')).body['allowedActions'] as { event: string }[]).map((a) => a.event)).toEqual(['撤单']);
     expectProblem(await call('GET', '/v1/cases/no-such-case', '社区书记张'), 404, 'CASE_NOT_FOUND');
   });

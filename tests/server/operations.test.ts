@@ -8,35 +8,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERRORS } from '../../server/errors.ts';
-import { openHarness, ORDER, WORKFLOWS, type Harness } from './support.ts';
+import { openHarness, ORDER, WORKFLOWS, type Harness, expectProblem, toRes, type Res } from './support.ts';
 
 let h: Harness;
-
-interface Res {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-  readonly text: string;
-  readonly headers: Record<string, string | string[] | number | undefined>;
-}
 
 async function call(method: 'GET' | 'POST', url: string, actor?: string | null, payload?: Record<string, unknown>): Promise<Res> {
   const auth = actor === undefined || actor === null ? {} : await h.auth(actor);
   const r = await h.app.inject({ method, url, headers: auth, ...(payload === undefined ? {} : { payload }) });
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(r.body) as Record<string, unknown>;
-  } catch {
-    // not JSON
-  }
-  return { status: r.statusCode, body, text: r.body, headers: r.headers };
-}
-
-function expectProblem(r: Res, status: number, code: string): void {
-  expect({ status: r.status, code: r.body['code'] }, r.text).toEqual({ status, code });
-  expect(String(r.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(r.body).toMatchObject({ status, type: `urn:closed-loop:problem:${code}`, detail: expect.any(String), hint: expect.any(String), requestId: expect.any(String) });
-  expect(code in ERRORS).toBe(true);
+  return toRes(r);
 }
 
 const u = (s: string): string => encodeURIComponent(s);

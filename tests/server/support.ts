@@ -2,11 +2,13 @@
 // Postgres when DATABASE_URL is set), the demo jurisdiction and seed workflows loaded as `npm start`
 // loads them, an engine on a clock the test moves, and the app on top.
 import path from 'node:path';
+import { expect } from 'vitest';
 import { Engine } from '../../engine/engine.ts';
 import type { OpenedDatabase } from '../../engine/store/index.ts';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import { signToken } from '../../server/auth.ts';
 import { deployWorkflows, loadDemoData, readFixture } from '../../server/demo.ts';
+import { ERRORS } from '../../server/errors.ts';
 import { folderLoader } from '../../server/loader.ts';
 import { openTestDatabase } from '../engine/support.ts';
 
@@ -62,4 +64,34 @@ export async function openHarness(options: Partial<Omit<AppOptions, 'engine' | '
     await store.close();
     throw e;
   }
+}
+
+/** An answer as the tests read it: the body parsed when it is JSON, and as text. */
+export interface Res {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly text: string;
+  readonly headers: Record<string, string | string[] | number | undefined>;
+}
+
+/**
+ * An `inject` answer as a {@link Res}.
+ * @example const r = toRes(await h.app.inject({ url: '/healthz' }));
+ */
+export function toRes(r: { readonly statusCode: number; readonly body: string; readonly headers: Res['headers'] }): Res {
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(r.body) as Record<string, unknown>;
+  } catch {
+    // not JSON (SVG, Mermaid, metrics)
+  }
+  return { status: r.statusCode, body, text: r.body, headers: r.headers };
+}
+
+/** Asserts a problem body (RFC 9457) with the given status and a code from the one error table. */
+export function expectProblem(r: Res, status: number, code: string): void {
+  expect({ status: r.status, code: r.body['code'] }, r.text).toEqual({ status, code });
+  expect(String(r.headers['content-type'])).toMatch(/^application\/problem\+json/);
+  expect(r.body).toMatchObject({ status, type: `urn:closed-loop:problem:${code}`, title: expect.any(String), detail: expect.any(String), hint: expect.any(String), instance: expect.any(String), requestId: expect.any(String) });
+  expect(code in ERRORS).toBe(true);
 }

@@ -4,6 +4,8 @@ import type { Migration } from 'kysely';
 import * as coreTables from './0001-core-tables.ts';
 import * as auditGuards from './0002-audit-guards.ts';
 import * as outboxDeliveries from './0003-outbox-deliveries.ts';
+import * as personalDataReads from './0004-personal-data-reads.ts';
+import * as eventOrder from './0005-event-order.ts';
 
 /**
  * Every migration of the store, by name.
@@ -17,4 +19,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-core-tables': coreTables,
   '0002-audit-guards': auditGuards,
   '0003-outbox-deliveries': outboxDeliveries,
+  '0004-personal-data-reads': personalDataReads,
+  '0005-event-order': eventOrder,
 });

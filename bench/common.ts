@@ -1,0 +1,123 @@
+/**
+ * What the engine and HTTP benchmarks share: their settings, the benchmark workflow and its cases,
+ * the timing loop, and the raw `pg` baseline they are compared with: the plain transaction an event
+ * needs at the least (BEGIN; INSERT a ~300-byte event row; UPDATE the case row; COMMIT), with
+ * prepared statements, and nothing else. Both benchmarks measure it in the same run, on the same
+ * database, with the same pool size and concurrency as the path they measure.
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { Engine } from '../engine/engine.ts';
+import type { OpenedDatabase } from '../engine/store/index.ts';
+import { upsertActor, upsertOrgUnits } from '../engine/store/registry.ts';
+
+/** The settings both benchmarks take from the environment. */
+export const settings = {
+  json: process.argv.includes('--json'),
+  databaseUrl: process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test',
+  pool: Number(process.env['BENCH_POOL'] ?? 16),
+  concurrency: Number(process.env['BENCH_CONCURRENCY'] ?? 16),
+  rounds: Number(process.env['BENCH_ROUNDS'] ?? 3),
+  roundMs: Number(process.env['BENCH_ROUND_MS'] ?? 4000),
+  cases: Number(process.env['BENCH_CASES'] ?? 1000),
+} as const;
+
+/** Two states that hand a case back and forth; each step cancels and schedules a timer and enqueues a notification. */
+export const WORKFLOW = `
+workflow 压测 "benchmark"
+roles 办理人
+case { 标题: text, 次数: number = 0 }
+start 甲 by anyone
+state 甲
+  on 推进 by 办理人 with { 说明: text? } set case.次数 = case.次数 + 1 notify 办理人 "轮到乙" -> 乙
+  after 2 workdays escalate -> 甲
+state 乙
+  on 推进 by 办理人 with { 说明: text? } set case.次数 = case.次数 + 1 notify 办理人 "轮到甲" -> 甲
+  on 完成 by 办理人 -> 完结
+  after 2 workdays escalate -> 乙
+final 完结
+`;
+
+/** The actor that sends every benchmark event. */
+export const ACTOR = '办理人甲';
+
+/**
+ * Loads the benchmark's one unit and actor, deploys {@link WORKFLOW} and starts `cases` cases.
+ * @example const { engine, caseIds } = await seedBench(store, 1000);
+ */
+export async function seedBench(store: OpenedDatabase, cases: number): Promise<{ engine: Engine; caseIds: string[] }> {
+  await upsertOrgUnits(store, [{ id: '压测社区', parent: null, level: 'community', name: '压测社区' }]);
+  await upsertActor(store, { id: ACTOR, name: ACTOR, phone: null, roles: [{ role: '办理人', unit: '压测社区' }] });
+  const engine = new Engine({ store });
+  await engine.deploy(WORKFLOW, 'bench.wf');
+  const caseIds: string[] = [];
+  for (let i = 0; i < cases; i++) {
+    caseIds.push((await engine.startCase({ workflow: '压测', orgUnit: '压测社区', actor: ACTOR, data: { 标题: `case ${i}` } })).id);
+  }
+  return { engine, caseIds };
+}
+
+/** Progress lines: on stdout, or on stderr when `--json` keeps stdout for the figures. */
+export function log(s: string): void {
+  if (settings.json) console.error(s);
+  else console.log(s);
+}
+
+/** One unit of benchmark work done by worker `w` (0 ≤ w < concurrency). */
+export type Work = (w: number) => Promise<void>;
+
+/**
+ * Creates the baseline's two tables in the pool's `search_path` schema, with `cases` case rows,
+ * and returns the transaction as {@link Work}. Worker `w` only touches cases `≡ w (mod
+ * concurrency)`, so workers do not contend for a row, as with the engine's cases.
+ * @example
+ * const raw = await rawTransaction(pool, { cases: 1000, concurrency: 16 });
+ * const perSec = await timed(4000, 16, raw);
+ */
+export async function rawTransaction(pool: pg.Pool, options: { readonly cases: number; readonly concurrency: number }): Promise<Work> {
+  const { cases, concurrency } = options;
+  await pool.query('create table raw_cases (id text primary key, version int not null, updated_at timestamptz)');
+  await pool.query('create table raw_events (case_id text, seq int, type text, actor text, payload jsonb, recorded_at timestamptz, hash text, primary key (case_id, seq))');
+  await pool.query(`insert into raw_cases select 'r' || g, 0, now() from generate_series(0, ${cases - 1}) g`);
+  const rawVersion = new Array<number>(cases).fill(0);
+  const payload = JSON.stringify({ 说明: 'x'.repeat(120), 次数: 1 });
+  return async (w: number): Promise<void> => {
+    const i = (w + concurrency * Math.floor(Math.random() * (cases / concurrency))) % cases;
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      const seq = ++rawVersion[i]!;
+      await client.query({ name: 'raw_ins', text: 'insert into raw_events values ($1, $2, $3, $4, $5, now(), $6)', values: [`r${i}`, seq, '推进', ACTOR, payload, randomBytes(32).toString('hex')] });
+      await client.query({ name: 'raw_upd', text: 'update raw_cases set version = $2, updated_at = now() where id = $1', values: [`r${i}`, seq] });
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+  };
+}
+
+/**
+ * Runs `workers` loops of `work` for `ms` milliseconds and returns completed units per second.
+ * @example const perSec = await timed(4000, 16, raw);
+ */
+export async function timed(ms: number, workers: number, work: Work): Promise<number> {
+  let done = 0;
+  const until = Date.now() + ms;
+  const start = Date.now();
+  await Promise.all(Array.from({ length: workers }, async (_, w) => {
+    while (Date.now() < until) {
+      await work(w);
+      done++;
+    }
+  }));
+  return done / ((Date.now() - start) / 1000);
+}
+
+/**
+ * The median (the upper one of an even count); NaN for none.
+ * @example median([3, 1, 2]) // 2
+ */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
