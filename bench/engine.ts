@@ -9,7 +9,6 @@
  * dropped at the end.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import pg from 'pg';
 import { replayCases } from '../engine/audit.ts';
 import { Engine } from '../engine/engine.ts';
@@ -66,14 +65,16 @@ async function main(): Promise<void> {
     log(`sendEvent: ${eventsPerSec.toFixed(0)} events/s; raw pg transaction: ${rawPgPerSec.toFixed(0)}/s; ratio ${ratio.toFixed(2)} (target ≥ 1.0); engine process CPU ${(median(nodeCpu) * 100).toFixed(0)}% of a core`);
 
     // Replay every case written above, through the stored machine.
-    // On one worker thread per core, each with its own connections (replay is per case).
+    // On this thread by default: a worker thread takes about half a second to start, which the
+    // ~30,000 events here do not repay. BENCH_REPLAY_WORKERS=n replays on n threads (worth it from
+    // about 100,000 events on this machine).
     const fresh = new Engine({ store });
-    const workers = Number(process.env['BENCH_REPLAY_WORKERS'] ?? availableParallelism());
+    const workers = Number(process.env['BENCH_REPLAY_WORKERS'] ?? 0);
     const t0 = performance.now();
     const replayed = await replayCases(fresh, ids, { workers });
     const seconds = (performance.now() - t0) / 1000;
     const replayEventsPerSec = replayed.events / seconds;
-    log(`replay: ${replayed.events} events of ${ids.length} cases in ${seconds.toFixed(2)} s on ${workers} worker thread(s) = ${replayEventsPerSec.toFixed(0)} events/s (target ≥ 50,000); mismatches: ${replayed.mismatches.length}`);
+    log(`replay: ${replayed.events} events of ${ids.length} cases in ${seconds.toFixed(2)} s ${workers > 1 ? `on ${workers} worker threads` : 'on one thread'} = ${replayEventsPerSec.toFixed(0)} events/s (target ≥ 50,000); mismatches: ${replayed.mismatches.length}`);
     if (replayed.mismatches.length > 0) throw new Error(`replay found ${replayed.mismatches.length} mismatches`);
 
     if (json) console.log(JSON.stringify({ eventsPerSec, rawPgPerSec, ratio, replayEventsPerSec, replayWorkers: workers, synchronousCommit: sc, pool: POOL, concurrency: CONCURRENCY, engineCpuShare: median(nodeCpu) }));

@@ -90,6 +90,14 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'x-permitted-cross-domain-policies': 'none',
   'x-xss-protection': '0',
 });
+/** Credentials a URL may carry (a stream ticket, or a token someone put there by mistake): never logged. */
+const URL_SECRETS = /([?&](?:ticket|access_token|token)=)[^&#]*/gi;
+
+/** The request as its log lines show it: Fastify's usual fields, with secrets in the query string blanked. */
+function requestForLog(req: FastifyRequest): Record<string, unknown> {
+  return { method: req.method, url: req.url.replace(URL_SECRETS, '$1[redacted]'), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** POST routes that change nothing (a read-only caller may use them). */
 /** POSTs that change nothing, so read-only roles (auditors) may use them. */
@@ -223,7 +231,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   };
 
   const app: App = Fastify({
-    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
+    ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger.child({}, { serializers: { req: requestForLog } }) }),
     bodyLimit,
     trustProxy: options.trustProxy === true,
     genReqId: (req) => {
