@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 
 /**
  * A value JSON can represent, as stored in a `jsonb` column.
@@ -299,14 +299,12 @@ function hasToJson(value: object): value is { toJSON(): unknown } {
  * ```
  */
 export function chainHash(prevHash: string | null, canonicalEvent: string): string {
-  const hash = createHash('sha256');
-  if (prevHash !== null) {
-    if (!SHA256_HEX.test(prevHash)) {
-      throw new HashError('HASH_INVALID_PREV_HASH', '$', `The previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prevHash)}.`);
-    }
-    hash.update(Buffer.from(prevHash, 'hex'));
+  if (prevHash === null) return oneShotHash('sha256', canonicalEvent, 'hex');
+  if (!SHA256_HEX.test(prevHash)) {
+    throw new HashError('HASH_INVALID_PREV_HASH', '$', `The previous hash must be 64 lowercase hex digits, got ${JSON.stringify(prevHash)}.`);
   }
-  return hash.update(canonicalEvent, 'utf8').digest('hex');
+  // One-shot hashing (no Hash object per event) over the previous hash's bytes and the event's UTF-8.
+  return oneShotHash('sha256', Buffer.concat([Buffer.from(prevHash, 'hex'), Buffer.from(canonicalEvent, 'utf8')]), 'hex');
 }
 
 /**
@@ -319,5 +317,5 @@ export function chainHash(prevHash: string | null, canonicalEvent: string): stri
  * ```
  */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return oneShotHash('sha256', text, 'hex');
 }
