@@ -152,11 +152,6 @@ export interface LoadedDefinition {
 const MAX_ATTEMPTS = 8;
 
 /** The context columns: the case row keeps `data` in its own column and the rest in `snapshot`. */
-function splitContext(ctx: CaseContext): { data: CaseContext['data']; rest: Omit<CaseContext, 'data'> } {
-  const { data, ...rest } = ctx;
-  return { data, rest };
-}
-
 /** Errors from the driver that mean the connection, not the statement, failed. */
 function isConnectionFailure(e: unknown): boolean {
   if (e instanceof EngineError) return false;
@@ -389,15 +384,13 @@ export class Engine {
       type: 'start', actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role, orgUnit: input.orgUnit,
       payload: input.data as Record<string, Value>, now, facts: { oracle: oracle.facts(), authorization: out.authorization, definitionId: def.row.id }, out,
     });
-    const { data, rest } = splitContext(out.snapshot.context);
     const cached: CachedCase = { version: 1, snapshot: out.snapshot, headHash: event.hash, definitionId: def.row.id, suspended: false };
     const view = toView(caseId, cached, def.row);
     let result: AppendResult;
     try {
       result = await insertCase(this.store, def.row.id, {
-        caseId, state: out.snapshot.state, status: out.snapshot.status, orgUnitId: out.snapshot.context.unit ?? input.orgUnit, data, snapshot: rest, event, json,
+        caseId, state: out.snapshot.state, status: out.snapshot.status, orgUnitId: out.snapshot.context.unit ?? input.orgUnit, event, json,
         schedule: out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt })),
-        effects: out.effects as unknown as { kind: string }[],
         ...(key === undefined ? {} : { idempotency: { actorId: idemActor, key, requestHash, response: { case: view } } }),
       });
     } catch (e) {
@@ -489,15 +482,13 @@ export class Engine {
       const next: CachedCase = { version: seq, snapshot: out.snapshot, headHash: event.hash, definitionId: c.definitionId, suspended: c.suspended };
       const view = toView(caseId, next, def.row);
       const scheduled = new Set(out.schedule.map((t) => t.id));
-      const { data, rest } = splitContext(out.snapshot.context);
-      let result: AppendResult;
+        let result: AppendResult;
       try {
         result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,
-          orgUnitId: out.snapshot.context.unit ?? '', data, snapshot: rest, event, json,
+          orgUnitId: out.snapshot.context.unit ?? '', event, json,
           schedule: dedupeTimers(out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
           cancel: out.cancel.filter((id) => !scheduled.has(id) && id !== firing?.timerId),
-          effects: out.effects as unknown as { kind: string }[],
           ...(firing === undefined ? {} : { firing: { ...firing, markFired: !scheduled.has(firing.timerId) } }),
           ...(key === undefined ? {} : { idempotency: { actorId: idemActor, key, requestHash, response: { case: view } } }),
         });
@@ -553,14 +544,13 @@ export class Engine {
         payload: input.payload, now, facts: { system: true, definitionId: target.row.id }, out,
       });
       const next: CachedCase = { version: seq, snapshot: change.snapshot, headHash: event.hash, definitionId: target.row.id, suspended };
-      const { data, rest } = splitContext(change.snapshot.context);
       let result: AppendResult;
       try {
         result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: change.snapshot.state, status: suspended ? 'stopped' : change.snapshot.status,
-          orgUnitId: change.snapshot.context.unit ?? '', data, snapshot: rest, event, json,
+          orgUnitId: change.snapshot.context.unit ?? '', event, json,
           schedule: dedupeTimers((change.schedule ?? []).map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
-          cancel: change.cancel ?? [], effects: (change.effects ?? []) as unknown as { kind: string }[],
+          cancel: change.cancel ?? [],
           ...(change.definitionId === undefined ? {} : { definitionId: change.definitionId }),
         });
       } catch (e) {

@@ -5,6 +5,7 @@
  * atomic on its own (no BEGIN/COMMIT); `AppendBatcher` puts the events of several cases in one
  * such statement (group commit).
  */
+import { isStatementError } from './errors.ts';
 import type { OpenedDatabase } from './open.ts';
 import { eventFromRow, iso, type EventRecord } from './rows.ts';
 
@@ -32,11 +33,6 @@ export interface TimerWrite {
   readonly due: string;
 }
 
-export interface EffectWrite {
-  readonly kind: string;
-  readonly [key: string]: unknown;
-}
-
 export interface IdempotencyWrite {
   readonly actorId: string;
   readonly key: string;
@@ -51,19 +47,19 @@ export interface AppendInput {
   readonly state: string;
   readonly status: string;
   readonly orgUnitId: string;
-  readonly data: unknown;
-  readonly snapshot: unknown;
   readonly event: EventRecord;
   readonly schedule: readonly TimerWrite[];
   readonly cancel: readonly string[];
-  readonly effects: readonly EffectWrite[];
   /** The timer this event fires: the event applies only while this node still holds its claim. */
   readonly firing?: { readonly timerId: string; readonly claimedBy: string; readonly markFired: boolean };
   readonly idempotency?: IdempotencyWrite;
   /** Moves the case to another definition version (migration). */
   readonly definitionId?: string;
-  /** The same values as canonical JSON texts, when the caller has them already (it hashed them). */
-  readonly json?: PreSerialized;
+  /**
+   * The event's parts and the case's data and rest of context as canonical JSON texts (the caller
+   * serialized them to hash the event); the outbox effects are the decision's.
+   */
+  readonly json: PreSerialized;
 }
 
 /**
@@ -103,7 +99,7 @@ with c as (
   returning timer_id
 ), fx as (
   insert into outbox (case_id, seq, effect_no, kind, payload, next_attempt_at)
-  select $1, 1, e.ord::int, e.value->>'kind', e.value, $15::timestamptz from c, jsonb_array_elements($24::jsonb) with ordinality as e(value, ord)
+  select $1, 1, e.ord::int, e.value->>'kind', e.value, $15::timestamptz from c, jsonb_array_elements(coalesce(($18::jsonb)->'effects', '[]'::jsonb)) with ordinality as e(value, ord)
   returning effect_no
 ), idem as (
   insert into idempotency_keys (case_id, actor_id, key, request_hash, response)
@@ -129,11 +125,10 @@ export async function insertCase(store: OpenedDatabase, definitionId: string, in
   const e = input.event;
   const idem = input.idempotency;
   const rows = await store.write(START_SQL, [
-    input.caseId, definitionId, input.orgUnitId, json(input.state), input.json?.data ?? json(input.data), input.json?.snapshot ?? json(input.snapshot), e.hash, input.status, // $1-$8
-    e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, input.json?.payload ?? json(e.payload), e.recordedAt, input.json?.facts ?? json(e.facts),
-    input.json?.resultingState ?? json(e.resultingState), input.json?.decision ?? json(e.decision), // $9-$18
+    input.caseId, definitionId, input.orgUnitId, json(input.state), input.json.data, input.json.snapshot, e.hash, input.status, // $1-$8
+    e.type, e.actorId, e.onBehalfOf, e.role, e.orgUnitId, input.json.payload, e.recordedAt, input.json.facts, input.json.resultingState, input.json.decision, // $9-$18
     idem?.actorId ?? null, idem?.key ?? null, idem?.requestHash ?? null, idem === undefined ? null : json(idem.response), // $19-$22
-    json(input.schedule), json(input.effects), // $23-$24
+    json(input.schedule), // $23
   ], 'wf_start_case');
   return readResult(rows[0]);
 }
@@ -270,34 +265,24 @@ select i.i, (u.id is not null) as applied,
          where i.idem_key is not null and k.case_id = i.case_id and k.actor_id = i.idem_actor and k.key = i.idem_key) as prior
 from input i left join upd u on u.id = i.case_id`;
 
-function batchRow(i: number, input: AppendInput): Record<string, unknown> {
+/**
+ * One input row of the batch statement as JSON text: the scalars serialized here (absent keys read
+ * as NULL in jsonb_to_recordset, so nulls are left out), the JSON parts spliced in as the caller
+ * serialized them.
+ */
+function batchRowJson(i: number, input: AppendInput): string {
   const e = input.event;
   const idem = input.idempotency;
-  // Absent keys read as NULL in jsonb_to_recordset, so nulls are left out of the text.
-  return {
-    i, case_id: input.caseId, expected: input.expectedVersion, seq: e.seq, state: input.state, data: input.data, snapshot: input.snapshot,
-    hash: e.hash, status: input.status, unit: input.orgUnitId, definition_id: input.definitionId, type: e.type, actor_id: e.actorId ?? undefined,
-    on_behalf_of: e.onBehalfOf ?? undefined, role: e.role ?? undefined, event_unit: e.orgUnitId ?? undefined, payload: e.payload ?? null, recorded_at: e.recordedAt,
-    facts: e.facts ?? null, resulting_state: e.resultingState ?? null, decision: e.decision ?? null, prev_hash: e.prevHash ?? undefined,
+  const j = input.json;
+  const scalars = JSON.stringify({
+    i, case_id: input.caseId, expected: input.expectedVersion, seq: e.seq, state: input.state, hash: e.hash, status: input.status,
+    unit: input.orgUnitId, definition_id: input.definitionId, type: e.type, actor_id: e.actorId ?? undefined, on_behalf_of: e.onBehalfOf ?? undefined,
+    role: e.role ?? undefined, event_unit: e.orgUnitId ?? undefined, recorded_at: e.recordedAt, prev_hash: e.prevHash ?? undefined,
     schedule: input.schedule, cancel: input.cancel, fire_id: input.firing?.timerId, fire_by: input.firing?.claimedBy,
     mark_fired: input.firing?.markFired === true ? input.firing.timerId : undefined,
     idem_actor: idem?.actorId, idem_key: idem?.key, idem_hash: idem?.requestHash, idem_response: idem?.response,
-  };
-}
-
-/** One input row of the batch statement as JSON text, splicing in the texts the caller serialized already. */
-function batchRowJson(i: number, input: AppendInput): string {
-  const j = input.json;
-  if (j === undefined) return JSON.stringify(batchRow(i, input));
-  const row = batchRow(i, input);
-  delete row['data'];
-  delete row['snapshot'];
-  delete row['payload'];
-  delete row['facts'];
-  delete row['decision'];
-  delete row['resulting_state'];
-  const head = JSON.stringify(row);
-  return `${head.slice(0, -1)},"data":${j.data},"snapshot":${j.snapshot},"payload":${j.payload},"facts":${j.facts},"decision":${j.decision},"resulting_state":${j.resultingState}}`;
+  });
+  return `${scalars.slice(0, -1)},"data":${j.data},"snapshot":${j.snapshot},"payload":${j.payload},"facts":${j.facts},"decision":${j.decision},"resulting_state":${j.resultingState}}`;
 }
 
 interface Pending {
@@ -361,10 +346,4 @@ export class AppendBatcher {
       for (const p of batch) p.reject(e);
     }
   }
-}
-
-/** A statement the server refused (it has a SQLSTATE outside connection failures), as opposed to a lost connection. */
-function isStatementError(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
 }

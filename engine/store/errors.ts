@@ -67,3 +67,14 @@ export function sqlStateOf(error: unknown): string | undefined {
   const { code } = error;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
+
+/**
+ * Whether the server refused the statement (a SQLSTATE outside the connection classes 08 and
+ * 57P), as opposed to a lost connection: the connection is still good, and other statements of a
+ * batch can be retried on their own.
+ * @example if (isStatementError(e)) retryOneByOne(); else reportOutcomeUnknown();
+ */
+export function isStatementError(error: unknown): boolean {
+  const code = sqlStateOf(error);
+  return code !== undefined && !/^(08|57P)/.test(code);
+}

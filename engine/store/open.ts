@@ -3,7 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
-import { StoreError, sqlStateOf } from './errors.ts';
+import { isStatementError, StoreError, sqlStateOf } from './errors.ts';
 import type { StoreLogger } from './logger.ts';
 import { migrate as runMigrations } from './migrate.ts';
 import type { Database } from './tables.ts';
@@ -229,7 +229,7 @@ class WriterLane {
       return r.rows;
     } catch (e) {
       // A statement the server refused leaves the connection usable; a lost one does not.
-      if (isServerError(e)) this.release(client);
+      if (isStatementError(e)) this.release(client);
       else this.drop(client);
       throw e;
     }
@@ -284,12 +284,6 @@ class WriterLane {
     this.idle.length = 0;
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
-}
-
-/** An error the server answered with (a SQLSTATE outside connection failures): the connection is still good. */
-function isServerError(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
 }
 
 async function openPglite(dataDir: string | undefined): Promise<Opened> {
