@@ -217,7 +217,7 @@ with input as (
     i int, case_id text, expected int, seq int, state jsonb, data jsonb, snapshot jsonb, hash text, status text, unit text,
     definition_id text, type text, actor_id text, on_behalf_of text, role text, event_unit text, payload jsonb,
     recorded_at timestamptz, facts jsonb, resulting_state jsonb, decision jsonb, prev_hash text,
-    schedule jsonb, cancel jsonb, fire_id text, fire_by text, mark_fired text,
+    schedule jsonb, cancel text[], fire_id text, fire_by text, mark_fired text,
     idem_actor text, idem_key text, idem_hash text, idem_response jsonb)
 ), upd as (
   update cases c set state = i.state, data = i.data, snapshot = i.snapshot, version = i.seq, head_hash = i.hash,
@@ -238,9 +238,10 @@ with input as (
   where t.case_id = ok.case_id and t.timer_id = ok.mark_fired
   returning t.timer_id
 ), cancel as (
+  -- An array comparison the primary key answers (a join with the unnested ids scanned the case's timers).
   update timers t set state = 'cancelled', claimed_until = null
-  from ok cross join lateral jsonb_array_elements_text(ok.cancel) as x(id)
-  where t.case_id = ok.case_id and t.timer_id = x.id and t.state in ('scheduled', 'claimed')
+  from ok
+  where t.case_id = ok.case_id and t.timer_id = any(ok.cancel) and t.state in ('scheduled', 'claimed')
   returning t.timer_id
 ), sched as (
   insert into timers (case_id, timer_id, event_type, due_at)
