@@ -306,6 +306,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // A request in flight when the close began is answered in full, and its connection is not kept
+  // for another: the close would otherwise wait out the keep-alive timeout after the answer.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   if (options.rateLimit !== false) {
     const rl = options.rateLimit ?? { max: 1_200, timeWindowMs: 60_000 };
