@@ -5,7 +5,8 @@
  *
  * - `GET /v1/cases/{id}/stream`: an `event: case` message per event after the client's position,
  *   with `id:` the event's seq. Without a position it starts with the case's latest event, so the
- *   client learns the current state and a position at once.
+ *   client learns the current state and a position at once. When the case leaves the caller's
+ *   reach (reassigned, returned, no longer naming them), `event: gone` and the stream ends.
  * - `GET /v1/inbox/stream`: an `event: inbox` message per changed case the caller can act on now,
  *   or could and no longer can (with `canAct: false`), each with the actions; `id:` is an opaque
  *   global cursor. `event: seen` moves the cursor past changes that concern the caller not;
@@ -78,6 +79,13 @@ export const MAX_WAIT_MS = 30_000;
 const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Query parameters that would carry a long-lived token in a URL. */
 const URL_TOKEN_PARAMS = ['access_token', 'token', 'jwt', 'bearer', 'authorization'] as const;
+
+/** Thrown by a stream's formatter to send `text` as the stream's last message and end it. */
+class StreamEnd extends Error {
+  constructor(readonly text: string) {
+    super('stream ended');
+  }
+}
 
 const Id = Type.String({ minLength: 1, maxLength: 200 });
 const CaseParams = Type.Object({ id: Id });
@@ -244,8 +252,9 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
   });
 
   /**
-   * Sends `watch` as server-sent events until the client leaves or the server closes. `idle`
-   * gives what a heartbeat carries besides the comment (the inbox's latest cursor).
+   * Sends `watch` as server-sent events until the client leaves, the server closes, or `format`
+   * throws a {@link StreamEnd}. `idle` gives what a heartbeat carries besides the comment (the
+   * inbox's latest cursor).
    */
   function stream<T>(request: FastifyRequest, reply: FastifyReply, kind: 'case' | 'inbox', watch: Watch<T>, format: (items: readonly T[]) => Promise<string>, idle: () => string = () => ''): FastifyReply {
     const out = new PassThrough();
@@ -284,6 +293,11 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
           if (text !== '') write(text);
         }
       } catch (error) {
+        if (error instanceof StreamEnd) {
+          write(error.text);
+          out.end();
+          return;
+        }
         request.log.error({ err: error }, 'stream failed');
         write(sse({ event: 'error', data: { code: 'UNAVAILABLE', detail: 'The stream failed; reconnect to resume.' } }));
         out.end();
@@ -355,6 +369,27 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
     return watchInbox(engine, changes, p.actor, after, { relevant: (org, c) => canSee(org, p, c) });
   }
 
+  /**
+   * Judges again, before each batch of a case's events is sent, whether the caller may read the
+   * case, with their roles as they are now: a case reassigned, returned, or no longer naming the
+   * caller ends the stream with `event: gone` instead of the events that moved it away.
+   */
+  async function requireStillReadable(request: FastifyRequest, caseId: string): Promise<void> {
+    const p = principalOf(request);
+    const org = await engine.org();
+    const now: Principal = p.caseScope === undefined ? { ...p, roles: org.rolesOf(p.actor) } : p;
+    let readable: boolean;
+    try {
+      readable = canSee(org, now, await engine.getCase(caseId));
+    } catch (e) {
+      if (!(e instanceof EngineError && e.code === 'CASE_NOT_FOUND')) throw e;
+      readable = false; // archived away
+    }
+    if (readable) return;
+    request.log.info({ caseId }, 'case left the caller\'s reach; stream ended');
+    throw new StreamEnd(sse({ event: 'gone', data: { caseId } }));
+  }
+
   /** Where a case stream starts without a position: before the latest event, so that is sent first. */
   function defaultAfter(view: CaseView): number {
     return Math.max(0, view.version - 1);
@@ -390,7 +425,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
     exposeHeadRoute: false,
     schema: {
       tags: ['cases'], summary: 'Server-sent events: one `case` message per event of the case (resumable with Last-Event-ID)',
-      description: 'Each message: `id:` the event seq, `event: case`, `data:` { caseId, seq, type, state, status, version, actor, at }. Without Last-Event-ID or `after` it starts with the latest event. Authenticate with a bearer header or `?ticket=` (POST /v1/stream-tickets); a bearer token in the URL is refused (401). 404 CASE_NOT_FOUND for a case the caller may not read.',
+      description: 'Each message: `id:` the event seq, `event: case`, `data:` { caseId, seq, type, state, status, version, actor, at }. Without Last-Event-ID or `after` it starts with the latest event. When the case leaves the caller\'s reach (reassigned, returned, no longer naming them) the stream sends `event: gone` with `data:` { caseId } instead of the events that moved it, and ends. Authenticate with a bearer header or `?ticket=` (POST /v1/stream-tickets); a bearer token in the URL is refused (401). 404 CASE_NOT_FOUND for a case the caller may not read.',
       params: CaseParams, headers: LastEventIdHeaders,
       querystring: Type.Object({ ticket: Type.Optional(Ticket), after: Type.Optional(Type.Integer({ minimum: 0, description: 'Start after this seq.' })) }, { additionalProperties: false }),
       response: sseResponse,
@@ -400,7 +435,10 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
     const header = request.headers['last-event-id'];
     const after = header !== undefined && header !== '' ? seqOf(header, 'Last-Event-ID') : request.query.after ?? defaultAfter(view);
     const watch = watchCase(changes, view.id, after);
-    return stream(request, reply, 'case', watch, async (items) => items.map((e) => sse({ id: String(e.seq), event: 'case', data: caseMessage(e) })).join(''));
+    return stream(request, reply, 'case', watch, async (items) => {
+      await requireStillReadable(request, view.id);
+      return items.map((e) => sse({ id: String(e.seq), event: 'case', data: caseMessage(e) })).join('');
+    });
   });
 
   app.get('/v1/inbox/stream', {
@@ -453,7 +491,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
     exposeHeadRoute: false,
     schema: {
       tags: ['cases'], summary: 'Long-poll: the case\'s events after `after`, at once if there are any, else when one comes or `waitMs` runs out',
-      description: 'For clients without EventSource (WeChat mini-programs). Without `after`, answers with the latest event. Pass `next` back as `after`.',
+      description: 'For clients without EventSource (WeChat mini-programs). Without `after`, answers with the latest event. Pass `next` back as `after`. 404 CASE_NOT_FOUND for a case the caller may not read, also when the events that came are the ones that took it out of their reach.',
       params: CaseParams,
       querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })), waitMs: Type.Optional(WaitMs) }, { additionalProperties: false }),
       response: { 200: Type.Object({ caseId: Type.String(), items: Type.Array(CaseChangeSchema), next: Type.Integer({ description: 'The seq to pass as `after` next time.' }) }), ...problemResponses },
@@ -468,6 +506,8 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
       wait.wait();
       let items = watch.take();
       if (items.length === 0) items = await watch.next(wait.signal);
+      // Judged again before answering: the events may be the ones that took the case out of reach.
+      if (items.length > 0) await privacy.readableCase(request, view.id);
       const last = items[items.length - 1];
       return { caseId: view.id, items: items.map(caseMessage), next: last === undefined ? after : last.seq };
     } finally {

@@ -150,6 +150,24 @@ describe('the case stream', () => {
     }
   });
 
+  it('says `gone` and ends when the case leaves the caller\'s reach, without showing the event that moved it', async () => {
+    const id = await startOrder();
+    expect((await dispatch(id)).status).toBe(200);
+    // The unit the order was dispatched to may read it, and follows it.
+    const s = await caseStream(id, '卫健局书记钱');
+    try {
+      expect(data(await s.next(caseEvents))).toMatchObject({ seq: 2, type: '派单' });
+      expect((await send(id, '卫健局书记钱', '退单', { 原因: '不属于本单位职责' })).status).toBe(200);
+      const gone = await s.next((m) => m.event !== 'comment');
+      expect([gone.event, data(gone)]).toEqual(['gone', { caseId: id }]);
+      await s.end();
+      // Reading it again is refused as for any case out of reach.
+      expect((await api('GET', `/v1/cases/${encodeURIComponent(id)}`, '卫健局书记钱')).status).toBe(404);
+    } finally {
+      s.close();
+    }
+  });
+
   it('marks a suspended case as suspended', async () => {
     const id = await startOrder();
     const s = await caseStream(id, '社区书记张');
@@ -269,6 +287,16 @@ describe('the long-poll forms', () => {
 
     const timedOut = await api('GET', `${path}?after=2&waitMs=20`, '社区书记张');
     expect(timedOut.body).toEqual({ caseId: id, items: [], next: 2 });
+  });
+
+  it('answers 404 instead of the events that took the case out of the caller\'s reach', async () => {
+    const id = await startOrder();
+    expect((await dispatch(id)).status).toBe(200);
+    const path = `/v1/cases/${encodeURIComponent(id)}/changes`;
+    const waiting = api('GET', `${path}?after=2&waitMs=30000`, '卫健局书记钱');
+    expect((await send(id, '卫健局书记钱', '退单', { 原因: '不属于本单位职责' })).status).toBe(200);
+    const answer = await waiting;
+    expect([answer.status, answer.body['code']]).toEqual([404, 'CASE_NOT_FOUND']);
   });
 
   it('follows the inbox by cursor', async () => {
