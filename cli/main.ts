@@ -6,6 +6,8 @@
  *   wf graph <file> [--format mermaid|svg|dot] [-o out]
  *   wf test [scenario files…]            run `*.test.yaml` scenarios in memory (default: all under workflows/)
  *   wf token --actor ID [--secret S] [--ttl 12h]   a bearer token for the HTTP API
+ *   wf audit [--workflow NAME] [--database-url URL] [--schema S] [--data-dir DIR] [--workers N] [--json]
+ *                                        verify and replay every case's history (cli/audit.ts)
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -42,6 +44,11 @@ const USAGE = `Usage:
   wf token --actor <id> [--secret <s>] [--ttl 12h]
                                                  print a bearer token for the HTTP API (secret: --secret,
                                                  else JWT_SECRET, else the data directory's, DATA_DIR=./data)
+  wf audit [--workflow <name>] [--workers <n>] [--json]
+                                                 verify every case's hash chain and replay its log;
+                                                 exit 1 naming each case that fails. The database:
+                                                 --database-url (DATABASE_URL) and --schema
+                                                 (DATABASE_SCHEMA), else --data-dir (DATA_DIR=./data)
   wf help                                        this text`;
 
 /** Imports are read relative to the importing file. */
@@ -56,6 +63,9 @@ interface Parsed {
   readonly flags: Map<string, string | true>;
 }
 
+/** Options that take a value, stored under their name without the dashes. */
+const VALUE_FLAGS = new Set(['--actor', '--secret', '--ttl', '--workflow', '--database-url', '--schema', '--data-dir', '--workers']);
+
 function parseArgs(argv: readonly string[]): Parsed {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
@@ -67,7 +77,7 @@ function parseArgs(argv: readonly string[]): Parsed {
       if (v === undefined) throw new UsageError(`${a} needs a value.`);
       flags.set(a === '--format' ? 'format' : 'out', v);
       i++;
-    } else if (a === '--actor' || a === '--secret' || a === '--ttl') {
+    } else if (VALUE_FLAGS.has(a)) {
       const v = argv[i + 1];
       if (v === undefined) throw new UsageError(`${a} needs a value.`);
       flags.set(a.slice(2), v);
@@ -282,6 +292,43 @@ async function cmdToken(args: Parsed, io: Io): Promise<number> {
   return 0;
 }
 
+async function cmdAudit(args: Parsed, io: Io): Promise<number> {
+  if (args.positional.length > 0) throw new UsageError(`wf audit takes no file names (got ${args.positional[0]}); choose cases with --workflow.`);
+  const text = (name: string): string | undefined => {
+    const v = args.flags.get(name);
+    return typeof v === 'string' && v.trim() !== '' ? v : undefined;
+  };
+  const env = (name: string): string | undefined => {
+    const v = process.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v;
+  };
+  const workersText = text('workers');
+  if (workersText !== undefined && !/^\d+$/.test(workersText)) throw new UsageError(`--workers must be a whole number, got ${workersText}.`);
+  if (text('database-url') !== undefined && text('data-dir') !== undefined) throw new UsageError('Give --database-url or --data-dir, not both.');
+  // An explicit --data-dir means the embedded database even when DATABASE_URL is set.
+  const databaseUrl = text('database-url') ?? (text('data-dir') === undefined ? env('DATABASE_URL') : undefined);
+  const schema = text('schema') ?? env('DATABASE_SCHEMA');
+  const dataDir = text('data-dir') ?? env('DATA_DIR');
+  const workflow = text('workflow');
+  const { audit, AuditSetupError } = await import('./audit.ts');
+  try {
+    return await audit({
+      json: args.flags.get('json') === true,
+      ...(workflow === undefined ? {} : { workflow }),
+      ...(databaseUrl === undefined ? {} : { databaseUrl }),
+      ...(schema === undefined ? {} : { schema }),
+      ...(dataDir === undefined ? {} : { dataDir }),
+      ...(workersText === undefined ? {} : { workers: Number(workersText) }),
+    }, io);
+  } catch (e) {
+    if (e instanceof AuditSetupError) {
+      io.err(`wf audit: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
 /**
  * Runs the CLI and returns its exit code: 0 success, 1 problems found, 2 usage error.
  * @example process.exitCode = await main(['check', 'workflows/五单服务.wf']);
@@ -296,6 +343,7 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       case 'graph': return await cmdGraph(args, io);
       case 'test': return await cmdTest(args, io);
       case 'token': return await cmdToken(args, io);
+      case 'audit': return await cmdAudit(args, io);
       case undefined: case 'help': case '--help': case '-h':
         io.out(USAGE);
         return cmd === undefined ? 2 : 0;

@@ -21,7 +21,7 @@ import { caseSnapshotOf, machineSnapshotOf, replayMachineStep, type CaseSnapshot
 import { adminReplayers } from './admin.ts';
 import { loadCaseRows, loadReplayLogs, type ReplayRow } from './store/audit.ts';
 import type { AuditEvent, SystemEventReplayer } from './system-events.ts';
-import { loadCase, loadEvents, type CaseRow, type EventRecord } from './store/cases.ts';
+import { loadCase, loadEvents, loadEventsOfCases, type CaseRow, type EventRecord } from './store/cases.ts';
 
 // ---- verify ------------------------------------------------------------------------------
 
@@ -149,6 +149,85 @@ export async function verify(engine: Engine, caseId: string): Promise<VerifyResu
     return bad(1, 'missing', `Case ${caseId} is archived: its events were removed after export; verify the export against head ${row.headHash ?? 'null'}.`);
   }
   return verifyChain(events, { version: row.version, headHash: row.headHash });
+}
+
+/** How far a bulk check has come: cases done (found or not) and the events in them. */
+export interface AuditProgress {
+  readonly cases: number;
+  readonly events: number;
+}
+
+export interface BulkVerifyResult {
+  readonly cases: number;
+  readonly events: number;
+  /** Cases whose chain and head are intact. */
+  readonly ok: number;
+  readonly problems: readonly ({ readonly caseId: string } & Extract<VerifyResult, { ok: false }>)[];
+  readonly notFound: readonly string[];
+}
+
+/**
+ * `verify` for many cases, reading the rows and events of `batchSize` cases per query (the next
+ * batch is read while the current one is checked); `onProgress` hears after each batch.
+ * @example const { ok, problems } = await verifyCases(engine, ids, { onProgress: (p) => console.error(p.cases) });
+ */
+export async function verifyCases(engine: Pick<Engine, 'store'>, caseIds: readonly string[], options: { readonly batchSize?: number; readonly onProgress?: (p: AuditProgress) => void } = {}): Promise<BulkVerifyResult> {
+  let ok = 0;
+  const problems: ({ caseId: string } & Extract<VerifyResult, { ok: false }>)[] = [];
+  const read = (ids: readonly string[]): Promise<[Map<string, CaseRow>, Map<string, EventRecord[]>]> =>
+    Promise.all([loadCaseRows(engine.store, ids), loadEventsOfCases(engine.store, ids)]);
+  const { events, notFound } = await eachCase(batchesOf(caseIds, options.batchSize), read, (id, row, log) => {
+    const r = row.status === 'archived' && log.length === 0
+      ? bad(1, 'missing', `Case ${id} is archived: its events were removed after export; verify the export against head ${row.headHash ?? 'null'}.`)
+      : verifyChain(log, { version: row.version, headHash: row.headHash });
+    if (r.ok) ok++;
+    else problems.push({ caseId: id, ...r });
+  }, options.onProgress);
+  return { cases: caseIds.length - notFound.length, events, ok, problems, notFound };
+}
+
+/** The ids in batches of `size` (default 500). */
+function batchesOf(ids: readonly string[], size = 500): string[][] {
+  const n = Math.max(1, size);
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += n) out.push(ids.slice(i, i + n));
+  return out;
+}
+
+/**
+ * Reads the rows and logs of each batch (the next batch while the current one is handled), hands
+ * every case found to `visit` in order, and tells `onProgress` after each batch. Returns the
+ * events seen and the ids with no case row.
+ */
+async function eachCase<L>(
+  batches: readonly (readonly string[])[],
+  read: (ids: readonly string[]) => Promise<[Map<string, CaseRow>, Map<string, L[]>]>,
+  visit: (id: string, row: CaseRow, log: readonly L[]) => Promise<void> | void,
+  onProgress: ((p: AuditProgress) => void) | undefined,
+): Promise<{ events: number; notFound: string[] }> {
+  let events = 0;
+  let done = 0;
+  const notFound: string[] = [];
+  let pending = batches[0] === undefined ? undefined : read(batches[0]);
+  for (let b = 0; b < batches.length; b++) {
+    const [rows, logs] = await (pending as Promise<[Map<string, CaseRow>, Map<string, L[]>]>);
+    const following = batches[b + 1];
+    pending = following === undefined ? undefined : read(following);
+    const batch = batches[b] as readonly string[];
+    for (const id of batch) {
+      const row = rows.get(id);
+      if (row === undefined) {
+        notFound.push(id);
+        continue;
+      }
+      const log = logs.get(id) ?? [];
+      events += log.length;
+      await visit(id, row, log);
+    }
+    done += batch.length;
+    onProgress?.({ cases: done, events });
+  }
+  return { events, notFound };
 }
 
 // ---- replay ------------------------------------------------------------------------------
@@ -372,6 +451,8 @@ export interface ReplayCasesOptions {
    * ones). Starting a thread costs a fraction of a second: worth it for thousands of cases.
    */
   readonly workers?: number;
+  /** Hears after each batch (on worker threads, after each batch of any thread) how far replay has come. */
+  readonly onProgress?: (p: AuditProgress) => void;
 }
 
 /**
@@ -381,37 +462,26 @@ export interface ReplayCasesOptions {
  */
 export async function replayCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkReplayResult> {
   const size = Math.max(1, options.batchSize ?? 500);
-  const batches: string[][] = [];
-  for (let i = 0; i < caseIds.length; i += size) batches.push(caseIds.slice(i, i + size));
+  const batches = batchesOf(caseIds, size);
   const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
   const url = engine.store.connectionString;
-  if (workers > 1 && url !== null && onlyBuiltInReplayers()) return replayOnWorkers(url, engine.store.schema, batches, workers, size);
+  if (workers > 1 && url !== null && onlyBuiltInReplayers()) return replayOnWorkers(url, engine.store.schema, batches, workers, size, options.onProgress);
   const read = (ids: readonly string[]): Promise<[Map<string, CaseRow>, Map<string, ReplayRow[]>]> =>
     Promise.all([loadCaseRows(engine.store, ids), loadReplayLogs(engine.store, ids)]);
-  let events = 0;
   let ok = 0;
   const mismatches: ({ caseId: string } & ReplayMismatch)[] = [];
-  const notFound: string[] = [];
-  let pending = batches[0] === undefined ? undefined : read(batches[0]);
-  for (let b = 0; b < batches.length; b++) {
-    const [rows, logs] = await (pending as Promise<[Map<string, CaseRow>, Map<string, ReplayRow[]>]>);
-    const following = batches[b + 1];
-    pending = following === undefined ? undefined : read(following);
-    for (const id of batches[b] as string[]) {
-      const row = rows.get(id);
-      if (row === undefined) {
-        notFound.push(id);
-        continue;
-      }
-      const log = logs.get(id) ?? [];
-      events += log.length;
-      const r = await replayLoaded(engine, row, log);
-      if (r.ok) ok++;
-      else mismatches.push({ caseId: id, ...r });
-    }
-  }
+  const { events, notFound } = await eachCase(batches, read, async (id, row, log) => {
+    const r = await replayLoaded(engine, row, log);
+    if (r.ok) ok++;
+    else mismatches.push({ caseId: id, ...r });
+  }, options.onProgress);
   return { cases: caseIds.length - notFound.length, events, ok, mismatches, notFound };
 }
+
+/** What a replay worker thread posts: its progress after each batch (when asked), then its result. */
+export type ReplayWorkerMessage =
+  | { readonly kind: 'progress'; readonly progress: AuditProgress }
+  | { readonly kind: 'done'; readonly result: BulkReplayResult };
 
 const builtInReplayers = new Set(Object.keys(adminReplayers));
 /** tsx's ESM API (its `tsImport` loads TypeScript in a thread that has no loader hooks). */
@@ -425,19 +495,27 @@ function onlyBuiltInReplayers(): boolean {
 }
 
 /** Every `workers`-th batch to each thread; the answers merged back in the order of the ids. */
-async function replayOnWorkers(connectionString: string, schema: string, batches: readonly string[][], workers: number, batchSize: number): Promise<BulkReplayResult> {
+async function replayOnWorkers(connectionString: string, schema: string, batches: readonly string[][], workers: number, batchSize: number, onProgress: ((p: AuditProgress) => void) | undefined): Promise<BulkReplayResult> {
   // Sources run through a TypeScript loader (tests, the CLI); the built package runs plain JS.
   const fromSource = import.meta.url.endsWith('.ts');
   const script = new URL(fromSource ? './replay-worker.ts' : './replay-worker.js', import.meta.url);
   const shares = Array.from({ length: workers }, (_, w) => batches.filter((_, b) => b % workers === w).flat());
-  const results = await Promise.all(shares.map((caseIds) => new Promise<BulkReplayResult>((resolve, reject) => {
-    const workerData = { connectionString, schema, caseIds, batchSize };
+  const progress = shares.map(() => ({ cases: 0, events: 0 }));
+  const results = await Promise.all(shares.map((caseIds, w) => new Promise<BulkReplayResult>((resolve, reject) => {
+    const workerData = { connectionString, schema, caseIds, batchSize, progress: onProgress !== undefined };
     const worker = fromSource
       // A worker does not inherit the parent's module hooks: register the TypeScript loader first.
       ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => tsx.tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(script.href)}));`, { eval: true, workerData })
       : new Worker(script, { workerData });
     let answer: BulkReplayResult | undefined;
-    worker.once('message', (m: BulkReplayResult) => { answer = m; });
+    worker.on('message', (m: ReplayWorkerMessage) => {
+      if (m.kind === 'done') {
+        answer = m.result;
+        return;
+      }
+      progress[w] = m.progress;
+      onProgress?.({ cases: progress.reduce((n, p) => n + p.cases, 0), events: progress.reduce((n, p) => n + p.events, 0) });
+    });
     worker.once('error', reject);
     worker.once('exit', (code) => {
       if (answer !== undefined) resolve(answer);

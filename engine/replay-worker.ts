@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CompiledDefinition } from '../dsl/compile.ts';
 import { instantiate } from '../dsl/runtime.ts';
-import { replayCases, type ReplayHost } from './audit.ts';
+import { replayCases, type ReplayHost, type ReplayWorkerMessage } from './audit.ts';
 import type { LoadedDefinition } from './engine.ts';
 import { EngineError } from './errors.ts';
 import { openDatabase } from './store/open.ts';
@@ -19,6 +19,8 @@ export interface ReplayWorkerInput {
   readonly schema: string;
   readonly caseIds: readonly string[];
   readonly batchSize: number;
+  /** Whether to post progress after each batch. */
+  readonly progress: boolean;
 }
 
 const input = workerData as ReplayWorkerInput;
@@ -41,8 +43,11 @@ const host: ReplayHost = {
   },
 };
 try {
-  const result = await replayCases(host, input.caseIds, { batchSize: input.batchSize, workers: 0 });
-  parentPort?.postMessage(result);
+  const post = (m: ReplayWorkerMessage): void => parentPort?.postMessage(m);
+  const result = await replayCases(host, input.caseIds, {
+    batchSize: input.batchSize, workers: 0, ...(input.progress ? { onProgress: (progress) => post({ kind: 'progress', progress }) } : {}),
+  });
+  post({ kind: 'done', result });
 } finally {
   await store.close();
 }

@@ -148,7 +148,7 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
     const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
     const effectiveSchema = rows[0]?.schema;
     if (!effectiveSchema) {
-      throw new StoreError('STORE_INVALID_OPTIONS', `Schema ${schema ?? '(default)'} does not exist; open once with migrate: true as its owner.`);
+      throw new StoreError('STORE_INVALID_OPTIONS', `Schema ${schema ?? '(default)'} does not exist: check its name, or create it by opening the store once as its owner with migrations on (\`npm start\` does).`);
     }
     return Object.freeze({ db, query, write, kind, connectionString: databaseUrl ?? null, schema: effectiveSchema, migrations: applied, close });
   } catch (error) {

@@ -4,25 +4,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main, type Io } from '../../cli/main.ts';
+import { main } from '../../cli/main.ts';
+import { capture, GOOD } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-function capture(cwd: string): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { out: (s) => stdout.push(s), err: (s) => stderr.push(s), cwd, color: false, stdout, stderr };
-}
-
-const GOOD = `workflow 小流程 "a small one"
-roles 书记
-case { 说明: text? }
-start 待办 by anyone
-state 待办
-  on 办理 by 书记 -> 办结
-  after 2 workdays escalate -> 待办
-final 办结
-`;
 
 const BAD = `workflow 坏流程
 roles 书记
