@@ -123,8 +123,10 @@ export async function start(config: ServerConfig, banner: (text: string) => void
   let poller: TimerPoller | undefined;
   let outbox: OutboxWorker | undefined;
   // One change feed for every live stream of this process; on Postgres it LISTENs on one
-  // connection of its own, so changes written by other processes reach these streams at once.
-  const changes = new ChangeFeed(store, { logger, ...(config.databaseUrl === undefined ? {} : { listen: { databaseUrl: config.databaseUrl } }) });
+  // connection of its own (as the application's role, like the store's), so changes written by
+  // other processes reach these streams at once.
+  const listenUrl = store.connectionString ?? config.databaseUrl;
+  const changes = new ChangeFeed(store, { logger, ...(listenUrl === undefined ? {} : { listen: { databaseUrl: listenUrl } }) });
   try {
     const engine = new Engine({ store, logger, ...(calendar === undefined ? {} : { calendar }) });
     if (config.demo) {

@@ -197,7 +197,8 @@ export interface ListenOptions {
  * @example const l = await listenForChanges({ databaseUrl, schema: store.schema, onChange: () => feed.wake(), onLost: (e) => log(e) });
  */
 export async function listenForChanges(options: ListenOptions): Promise<ChangeListener> {
-  const client = new pg.Client({ connectionString: options.databaseUrl, application_name: 'closed-loop-listen', keepAlive: true });
+  // Named with its schema, so an operator can tell in pg_stat_activity whose listener it is.
+  const client = new pg.Client({ connectionString: options.databaseUrl, application_name: `closed-loop-listen ${options.schema}`.slice(0, 63), keepAlive: true });
   let closing = false;
   let lost = false;
   const fail = (error: unknown): void => {

@@ -217,6 +217,23 @@ describe('npm start on Postgres', () => {
         expect((await get(`${s.url}/v1/definitions`, token)).body).toEqual({ items: [] });
         expect((await get(`${s.url}/v1/org-units`, token)).body).toEqual({ items: [] });
         expect(s.stderr()).not.toContain('Demo tokens');
+        // A stream starts the change feed, whose LISTEN connection is the application's role too.
+        const opened = new AbortController();
+        const stream = await fetch(`${s.url}/v1/inbox/stream`, { headers: { authorization: `Bearer ${token}` }, signal: opened.signal });
+        expect(stream.status).toBe(200);
+        const owner = await openDatabase({ databaseUrl: databaseUrl ?? '', migrate: false });
+        try {
+          let listeners: string[] = [];
+          for (let i = 0; i < 5_000 && listeners.length === 0; i++) {
+            const { rows } = await sql<{ usename: string }>`select usename from pg_stat_activity
+              where application_name = ${`closed-loop-listen ${schema}`}`.execute(owner.db);
+            listeners = rows.map((r) => r.usename);
+          }
+          expect(listeners).toEqual([role]);
+        } finally {
+          opened.abort();
+          await owner.close();
+        }
       } finally {
         expect(await stop(s)).toBe(0);
       }
