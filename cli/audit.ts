@@ -59,7 +59,12 @@ async function open(args: AuditArgs, io: AuditIo): Promise<{ store: OpenedDataba
   if (!existsSync(pglite)) {
     throw new AuditSetupError(`No database in ${pglite}: give --database-url (or DATABASE_URL), or --data-dir where \`npm start\` keeps its data (DATA_DIR).`);
   }
-  return { store: await openDatabase({ dataDir: pglite, migrate: false }), where: `PGlite in ${pglite}` };
+  try {
+    return { store: await openDatabase({ dataDir: pglite, migrate: false }), where: `PGlite in ${pglite}` };
+  } catch (e) {
+    // Typically STORE_IN_USE: the server has it open (PGlite is one process's).
+    throw new AuditSetupError(`Cannot audit the embedded database in ${pglite}: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 async function caseIds(store: OpenedDatabase, workflow: string | undefined): Promise<string[]> {

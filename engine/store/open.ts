@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
@@ -128,9 +128,9 @@ export async function openDatabase(options: OpenDatabaseOptions = {}): Promise<O
   if (!Number.isSafeInteger(writers) || writers < 1) {
     throw new StoreError('STORE_INVALID_OPTIONS', `writers must be a whole number ≥ 1, got ${writers}.`);
   }
-  const { db, query, write, endWriters } = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, writers, schema, logger);
+  const { db, query, write, endWriters, release } = databaseUrl === undefined ? await openPglite(dataDir) : openPostgres(databaseUrl, poolSize, writers, schema, logger);
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => (closing ??= endWriters().then(() => db.destroy()));
+  const close = (): Promise<void> => (closing ??= endWriters().then(() => db.destroy()).finally(() => release?.()));
 
   try {
     try {
@@ -162,6 +162,8 @@ interface Opened {
   readonly query: RawQuery;
   readonly write: RawQuery;
   endWriters(): Promise<void>;
+  /** Gives back what the store holds beyond its connections (PGlite's data-directory lock). */
+  release?(): Promise<void>;
 }
 
 function openPostgres(databaseUrl: string, poolSize: number, writers: number, schema: string | undefined, logger: StoreLogger | undefined): Opened {
@@ -288,10 +290,17 @@ class WriterLane {
 
 async function openPglite(dataDir: string | undefined): Promise<Opened> {
   if (dataDir !== undefined) await mkdir(dataDir, { recursive: true });
-  const pglite = await PGlite.create({
-    ...(dataDir === undefined ? {} : { dataDir }),
-    parsers: { [INT8_OID]: (value: string) => value },
-  });
+  const release = dataDir === undefined ? async () => undefined : await lockDataDir(dataDir);
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({
+      ...(dataDir === undefined ? {} : { dataDir }),
+      parsers: { [INT8_OID]: (value: string) => value },
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   // PGlite is one connection; going through Kysely keeps raw statements in the same queue as the
   // dialect's, so they never interleave with a transaction in progress.
@@ -299,7 +308,45 @@ async function openPglite(dataDir: string | undefined): Promise<Opened> {
     const r = await db.executeQuery<R>(CompiledQuery.raw(text, [...values]));
     return r.rows;
   };
-  return { db, query, write: query, endWriters: async () => undefined };
+  return { db, query, write: query, endWriters: async () => undefined, release };
+}
+
+/**
+ * Takes the data directory for this process: PGlite is one connection in one process, and a
+ * second process (or a second store in this one) opening the same directory would corrupt it.
+ * The lock is a file beside the directory holding the process id; one left by a process that no
+ * longer runs (a crash) is taken over. Returns the function that gives it back.
+ */
+async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+  const lock = `${dataDir.replace(/[\\/]+$/, '')}.lock`;
+  const mine = String(process.pid);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await writeFile(lock, mine, { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
+    }
+    const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
+    if (Number.isSafeInteger(holder) && holder > 0 && processRuns(holder)) {
+      throw new StoreError('STORE_IN_USE', `The embedded database in ${dataDir} is open in ${holder === process.pid ? 'this process already' : `process ${holder}`} (a running \`npm start\`?). `
+        + `Stop that first: PGlite is one connection in one process, and two openers would corrupt it. If no such process runs, delete ${lock}.`);
+    }
+    await rm(lock, { force: true }); // left by a process that is gone
+  }
+  return async () => {
+    if ((await readFile(lock, 'utf8').catch(() => '')).trim() === mine) await rm(lock, { force: true });
+  };
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 async function createSchema(db: Kysely<Database>, schema: string): Promise<void> {

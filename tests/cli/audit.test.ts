@@ -130,6 +130,14 @@ describe('wf audit', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.join('\n')).toContain('No workflow named 没有这个 is deployed here; deployed: 小流程, 轮转');
     expect((await run('--workers', 'many')).code).toBe(2);
+    if (dataDir !== undefined) {
+      // The embedded database is one process's: while it is open (a running server), the audit waits its turn.
+      await withStore(async () => {
+        const busy = await run();
+        expect(busy.code).toBe(2);
+        expect(busy.stderr.join('\n')).toContain('is open in this process already');
+      });
+    }
     expect((await run('some-file.wf')).code).toBe(2);
   });
 

@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../engine/store/index.ts';
+import { openDatabase, StoreError } from '../../engine/store/index.ts';
 import { backend } from './support.ts';
 
 // `npm start` without DATABASE_URL keeps its data in a directory; this is the embedded database's
@@ -33,6 +35,44 @@ describe('embedded database in a data directory', () => {
         }
       } finally {
         await rm(join(dataDir, '..', '..'), { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(backend === 'postgres')(
+    backend === 'postgres'
+      ? '(PGlite only) refuses a second opener of the directory while the first has it, and takes over a lock left by a crash'
+      : 'refuses a second opener of the directory while the first has it, and takes over a lock left by a crash',
+    async () => {
+      const root = await mkdtemp(join(tmpdir(), 'wf-store-lock-'));
+      const dataDir = join(root, 'pglite');
+      const lock = `${dataDir}.lock`;
+      try {
+        const first = await openDatabase({ dataDir });
+        try {
+          expect(await readFile(lock, 'utf8')).toBe(String(process.pid));
+          const second = openDatabase({ dataDir });
+          await expect(second).rejects.toBeInstanceOf(StoreError);
+          await expect(second).rejects.toMatchObject({ code: 'STORE_IN_USE', message: expect.stringContaining(`delete ${lock}`) });
+          // The first store still works.
+          await first.db.insertInto('org_units').values({ id: 'grid-8', parent_id: null, level: 'grid', name: '第八网格' }).execute();
+        } finally {
+          await first.close();
+        }
+        expect(existsSync(lock)).toBe(false);
+
+        // A lock left by a process that has ended (a crash) is taken over.
+        const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+        await writeFile(lock, gone.stdout);
+        const after = await openDatabase({ dataDir });
+        try {
+          expect(await readFile(lock, 'utf8')).toBe(String(process.pid));
+          expect(await after.db.selectFrom('org_units').select('id').execute()).toEqual([{ id: 'grid-8' }]);
+        } finally {
+          await after.close();
+        }
+      } finally {
+        await rm(root, { recursive: true, force: true });
       }
     },
   );

@@ -146,6 +146,10 @@ describe('npm start on an empty data directory (embedded PGlite)', () => {
       const line = first.stdout().split('\n').find((l) => l.includes('"reqId"'));
       expect(line).toBeDefined();
       expect(() => JSON.parse(line ?? '')).not.toThrow();
+      // A second server on the same data directory is refused while the first runs (it would corrupt it).
+      const twice = await exitOf(spawnMain(env));
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toContain(`could not start: The embedded database in ${path.join(dataDir, 'pglite')} is open in process ${first.child.pid}`);
     } finally {
       expect(await stop(first)).toBe(0);
     }
