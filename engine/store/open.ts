@@ -323,21 +323,28 @@ async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   for (let attempt = 0; ; attempt++) {
     try {
       await writeFile(lock, mine, { flag: 'wx' });
+      lockedHere.add(lock);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
     }
     const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(holder) && holder > 0 && processRuns(holder)) {
+    // Our own pid in a lock we did not take is a previous run's (a container restarts with the same pids).
+    const held = holder === process.pid ? lockedHere.has(lock) : Number.isSafeInteger(holder) && holder > 0 && processRuns(holder);
+    if (held) {
       throw new StoreError('STORE_IN_USE', `The embedded database in ${dataDir} is open in ${holder === process.pid ? 'this process already' : `process ${holder}`} (a running \`npm start\`?). `
         + `Stop that first: PGlite is one connection in one process, and two openers would corrupt it. If no such process runs, delete ${lock}.`);
     }
     await rm(lock, { force: true }); // left by a process that is gone
   }
   return async () => {
+    lockedHere.delete(lock);
     if ((await readFile(lock, 'utf8').catch(() => '')).trim() === mine) await rm(lock, { force: true });
   };
 }
+
+/** The data-directory locks this process holds. */
+const lockedHere = new Set<string>();
 
 function processRuns(pid: number): boolean {
   try {

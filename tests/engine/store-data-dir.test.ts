@@ -61,15 +61,18 @@ describe('embedded database in a data directory', () => {
         }
         expect(existsSync(lock)).toBe(false);
 
-        // A lock left by a process that has ended (a crash) is taken over.
+        // A lock left by a process that has ended (a crash) is taken over, also one with this
+        // process's pid that this process did not take (a restarted container reuses pids).
         const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-        await writeFile(lock, gone.stdout);
-        const after = await openDatabase({ dataDir });
-        try {
-          expect(await readFile(lock, 'utf8')).toBe(String(process.pid));
-          expect(await after.db.selectFrom('org_units').select('id').execute()).toEqual([{ id: 'grid-8' }]);
-        } finally {
-          await after.close();
+        for (const stale of [gone.stdout, String(process.pid)]) {
+          await writeFile(lock, stale);
+          const after = await openDatabase({ dataDir });
+          try {
+            expect(await readFile(lock, 'utf8')).toBe(String(process.pid));
+            expect(await after.db.selectFrom('org_units').select('id').execute()).toEqual([{ id: 'grid-8' }]);
+          } finally {
+            await after.close();
+          }
         }
       } finally {
         await rm(root, { recursive: true, force: true });
