@@ -1,7 +1,7 @@
 /**
  * A killed engine loses nothing it acknowledged, and its timers still fire after a restart: an
  * engine process (tests/engine/kill-worker.ts) sends events to 100 cases from eight loops while it
- * fires the due timers of those and 1,000 more, and is killed with SIGKILL mid-stream, holding
+ * fires the due timers of 1,500 others, and is killed with SIGKILL mid-stream, holding
  * claims on timers it has not fired. Then every event it acknowledged is in the log with its
  * outbox effect; a restarted node, once the dead node's leases have run out, fires every timer
  * left, each exactly once; every case either closed by one timer or waits on one due later; and
@@ -19,7 +19,7 @@ import { backend, openTestDatabase } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const WORKER = path.join(ROOT, 'tests/engine/kill-worker.ts');
-const CASES = 1_100;
+const CASES = 1_600;
 const HOUR = 3_600_000;
 const T0 = Date.parse('2026-06-01T09:00:00+08:00');
 /**
@@ -52,7 +52,7 @@ interface Ack {
 
 let store: OpenedDatabase;
 /** The first hundred get events ('kill-a…'); the rest only wait for their timers ('kill-t…'). */
-const ids = Array.from({ length: CASES }, (_, i) => `kill-${i < 100 ? 'a' : 't'}${String(i).padStart(3, '0')}`);
+const ids = Array.from({ length: CASES }, (_, i) => `kill-${i < 100 ? 'a' : 't'}${String(i).padStart(4, '0')}`);
 
 beforeAll(async () => {
   if (backend !== 'postgres') return;
@@ -126,7 +126,7 @@ async function runAndKill(acks: number): Promise<{ acked: Ack[]; signal: string 
 
 describe('an engine process killed mid-stream', () => {
   it.runIf(backend === 'postgres')('(Postgres only) loses no acknowledged event, and its timers fire after a restart', async () => {
-    const { acked, signal } = await runAndKill(150);
+    const { acked, signal } = await runAndKill(100);
     expect(signal).toBe('SIGKILL');
     expect(acked.length).toBeGreaterThan(0);
     const claimedAtKill = (await timerCounts()).claimed;
