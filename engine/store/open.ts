@@ -320,19 +320,21 @@ async function openPglite(dataDir: string | undefined): Promise<Opened> {
 async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const lock = `${dataDir.replace(/[\\/]+$/, '')}.lock`;
   const mine = String(process.pid);
-  for (let attempt = 0; ; attempt++) {
+  // Twice at most: once more after clearing a lock left by a process that is gone.
+  for (let attempt = 0; attempt < 2; attempt++) {
     try {
       await writeFile(lock, mine, { flag: 'wx' });
       lockedHere.add(lock);
       break;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
     // Our own pid in a lock we did not take is a previous run's (a container restarts with the same pids).
     const held = holder === process.pid ? lockedHere.has(lock) : Number.isSafeInteger(holder) && holder > 0 && processRuns(holder);
-    if (held) {
-      throw new StoreError('STORE_IN_USE', `The embedded database in ${dataDir} is open in ${holder === process.pid ? 'this process already' : `process ${holder}`} (a running \`npm start\`?). `
+    if (held || attempt > 0) {
+      const who = holder === process.pid ? 'this process already' : Number.isSafeInteger(holder) && holder > 0 ? `process ${holder}` : 'another process';
+      throw new StoreError('STORE_IN_USE', `The embedded database in ${dataDir} is open in ${who} (a running \`npm start\`?). `
         + `Stop that first: PGlite is one connection in one process, and two openers would corrupt it. If no such process runs, delete ${lock}.`);
     }
     await rm(lock, { force: true }); // left by a process that is gone
