@@ -45,11 +45,12 @@ const n = (x: number): string => x.toLocaleString('en-US');
 async function open(args: AuditArgs, io: AuditIo): Promise<{ store: OpenedDatabase; where: string }> {
   const { openDatabase } = await import('../engine/store/index.ts');
   if (args.databaseUrl !== undefined) {
-    let store: OpenedDatabase;
+    let store: OpenedDatabase | undefined;
     try {
       store = await openDatabase({ databaseUrl: args.databaseUrl, migrate: false, poolSize: 4, writers: 1, ...(args.schema === undefined ? {} : { schema: args.schema }) });
       await store.query('select 1 from cases limit 1', []);
     } catch (e) {
+      await store?.close();
       throw new AuditSetupError(`Cannot audit the Postgres database at --database-url${args.schema === undefined ? '' : `, schema ${args.schema}`}: ${e instanceof Error ? e.message : String(e)}`);
     }
     return { store, where: `Postgres, schema ${store.schema}` };
