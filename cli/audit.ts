@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import type { AuditProgress, BulkReplayResult, BulkVerifyResult } from '../engine/audit.ts';
+import type { AuditProgress, BulkAuditResult } from '../engine/audit.ts';
 import type { OpenedDatabase } from '../engine/store/index.ts';
 
 /** What the audit needs from the command line and the environment. */
@@ -92,18 +92,18 @@ function progress(io: AuditIo, label: string, total: number): (p: AuditProgress)
   };
 }
 
-function report(io: AuditIo, verified: BulkVerifyResult, replayed: BulkReplayResult): void {
-  if (verified.problems.length === 0) io.out(`verify: ${n(verified.cases)} cases, every chain intact`);
+function report(io: AuditIo, r: BulkAuditResult): void {
+  if (r.problems.length === 0) io.out(`verify: ${n(r.cases)} cases, every chain intact`);
   else {
-    io.out(`verify: ${n(verified.problems.length)} of ${n(verified.cases)} cases fail`);
-    for (const p of verified.problems.slice(0, LISTED)) io.out(`  ${p.caseId}: event ${p.firstBadSeq} ${p.problem}: ${p.message}`);
+    io.out(`verify: ${n(r.problems.length)} of ${n(r.cases)} cases fail`);
+    for (const p of r.problems.slice(0, LISTED)) io.out(`  ${p.caseId}: event ${p.firstBadSeq} ${p.problem}: ${p.message}`);
   }
-  if (replayed.mismatches.length === 0) io.out(`replay: ${n(replayed.cases)} cases, every state reproduced`);
+  if (r.mismatches.length === 0) io.out(`replay: ${n(r.cases)} cases, every state reproduced`);
   else {
-    io.out(`replay: ${n(replayed.mismatches.length)} of ${n(replayed.cases)} cases fail`);
-    for (const m of replayed.mismatches.slice(0, LISTED)) io.out(`  ${m.caseId}: event ${m.firstBadSeq}: ${m.message}`);
+    io.out(`replay: ${n(r.mismatches.length)} of ${n(r.cases)} cases fail`);
+    for (const m of r.mismatches.slice(0, LISTED)) io.out(`  ${m.caseId}: event ${m.firstBadSeq}: ${m.message}`);
   }
-  const more = Math.max(0, verified.problems.length - LISTED) + Math.max(0, replayed.mismatches.length - LISTED);
+  const more = Math.max(0, r.problems.length - LISTED) + Math.max(0, r.mismatches.length - LISTED);
   if (more > 0) io.out(`… and ${n(more)} more (--json lists them all)`);
 }
 
@@ -117,23 +117,23 @@ export async function audit(args: AuditArgs, io: AuditIo): Promise<number> {
   try {
     const ids = await caseIds(store, args.workflow);
     io.err(`wf audit: ${n(ids.length)} cases${args.workflow === undefined ? '' : ` of ${args.workflow}`} (${where})`);
-    const { verifyCases, replayCases } = await import('../engine/audit.ts');
-    const { Engine } = await import('../engine/engine.ts');
-    const verified = await verifyCases({ store }, ids, { onProgress: progress(io, 'verify', ids.length) });
+    const { auditCases } = await import('../engine/audit.ts');
+    const { definitionLoader } = await import('../engine/definitions.ts');
     const workers = args.workers ?? (store.kind === 'postgres' && ids.length >= WORKERS_FROM_CASES ? availableParallelism() : 0);
     // Batches small enough that every thread gets some.
     const batchSize = workers > 1 ? Math.max(1, Math.min(500, Math.ceil(ids.length / workers))) : 500;
-    const replayed = await replayCases(new Engine({ store }), ids, { workers, batchSize, onProgress: progress(io, 'replay', ids.length) });
+    // Each batch read once: its chains verified and its logs replayed through the stored definitions.
+    const r = await auditCases({ store, loadDefinition: definitionLoader(store) }, ids, { workers, batchSize, onProgress: progress(io, 'audit', ids.length) });
     if (args.json) {
       io.out(JSON.stringify({
-        cases: verified.cases, events: verified.events,
-        verify: { ok: verified.ok, problems: verified.problems },
-        replay: { ok: replayed.ok, mismatches: replayed.mismatches },
+        cases: r.cases, events: r.events,
+        verify: { ok: r.verified, problems: r.problems },
+        replay: { ok: r.ok, mismatches: r.mismatches },
       }));
     } else {
-      report(io, verified, replayed);
+      report(io, r);
     }
-    return verified.problems.length === 0 && replayed.mismatches.length === 0 ? 0 : 1;
+    return r.problems.length === 0 && r.mismatches.length === 0 ? 0 : 1;
   } finally {
     await store.close();
   }

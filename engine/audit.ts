@@ -144,9 +144,13 @@ export function verifyChain(events: readonly EventRecord[], head?: ChainHead): V
 export async function verify(engine: Engine, caseId: string): Promise<VerifyResult> {
   const row = await loadCase(engine.store, caseId);
   if (row === undefined) throw new EngineError('CASE_NOT_FOUND', `No case ${caseId}.`, { caseId });
-  const events = await loadEvents(engine.store, caseId);
+  return verifyStored(row, await loadEvents(engine.store, caseId));
+}
+
+/** The chain of a case's stored events against its row; an archived case has no events left to check. */
+function verifyStored(row: CaseRow, events: readonly EventRecord[]): VerifyResult {
   if (row.status === 'archived' && events.length === 0) {
-    return bad(1, 'missing', `Case ${caseId} is archived: its events were removed after export; verify the export against head ${row.headHash ?? 'null'}.`);
+    return bad(1, 'missing', `Case ${row.id} is archived: its events were removed after export; verify the export against head ${row.headHash ?? 'null'}.`);
   }
   return verifyChain(events, { version: row.version, headHash: row.headHash });
 }
@@ -155,35 +159,6 @@ export async function verify(engine: Engine, caseId: string): Promise<VerifyResu
 export interface AuditProgress {
   readonly cases: number;
   readonly events: number;
-}
-
-export interface BulkVerifyResult {
-  readonly cases: number;
-  readonly events: number;
-  /** Cases whose chain and head are intact. */
-  readonly ok: number;
-  readonly problems: readonly ({ readonly caseId: string } & Extract<VerifyResult, { ok: false }>)[];
-  readonly notFound: readonly string[];
-}
-
-/**
- * `verify` for many cases, reading the rows and events of `batchSize` cases per query (the next
- * batch is read while the current one is checked); `onProgress` hears after each batch.
- * @example const { ok, problems } = await verifyCases(engine, ids, { onProgress: (p) => console.error(p.cases) });
- */
-export async function verifyCases(engine: Pick<Engine, 'store'>, caseIds: readonly string[], options: { readonly batchSize?: number; readonly onProgress?: (p: AuditProgress) => void } = {}): Promise<BulkVerifyResult> {
-  let ok = 0;
-  const problems: ({ caseId: string } & Extract<VerifyResult, { ok: false }>)[] = [];
-  const read = (ids: readonly string[]): Promise<[Map<string, CaseRow>, Map<string, EventRecord[]>]> =>
-    Promise.all([loadCaseRows(engine.store, ids), loadEventsOfCases(engine.store, ids)]);
-  const { events, notFound } = await eachCase(batchesOf(caseIds, options.batchSize), read, (id, row, log) => {
-    const r = row.status === 'archived' && log.length === 0
-      ? bad(1, 'missing', `Case ${id} is archived: its events were removed after export; verify the export against head ${row.headHash ?? 'null'}.`)
-      : verifyChain(log, { version: row.version, headHash: row.headHash });
-    if (r.ok) ok++;
-    else problems.push({ caseId: id, ...r });
-  }, options.onProgress);
-  return { cases: caseIds.length - notFound.length, events, ok, problems, notFound };
 }
 
 /** The ids in batches of `size` (default 500). */
@@ -440,19 +415,26 @@ export interface BulkReplayResult {
  */
 export type ReplayHost = Pick<Engine, 'store' | 'loadDefinition'>;
 
-/** Options of {@link replayCases}. */
+/** Options of {@link replayCases} and {@link auditCases}. */
 export interface ReplayCasesOptions {
-  /** Cases read per query (default 500); the next batch is read while the current one replays. */
+  /** Cases read per query (default 500); the next batch is read while the current one is checked. */
   readonly batchSize?: number;
   /**
-   * Threads to replay on (default 0: this one). On Postgres, each worker thread opens its own
+   * Threads to work on (default 0: this one). On Postgres, each worker thread opens its own
    * connections and takes every n-th batch. Ignored on PGlite, whose database lives in this thread,
    * and when replayers of system events were added at run time (a worker has only the built-in
    * ones). Starting a thread costs a fraction of a second: worth it for thousands of cases.
    */
   readonly workers?: number;
-  /** Hears after each batch (on worker threads, after each batch of any thread) how far replay has come. */
+  /** Hears after each batch (on worker threads, after each batch of any thread) how far the work has come. */
   readonly onProgress?: (p: AuditProgress) => void;
+}
+
+/** What {@link auditCases} answers: replay's figures and, for the same cases, their chains'. */
+export interface BulkAuditResult extends BulkReplayResult {
+  /** Cases whose hash chain and head are intact. */
+  readonly verified: number;
+  readonly problems: readonly ({ readonly caseId: string } & Extract<VerifyResult, { ok: false }>)[];
 }
 
 /**
@@ -461,53 +443,87 @@ export interface ReplayCasesOptions {
  * @example const { ok, mismatches } = await replayCases(engine, ids, { workers: os.availableParallelism() });
  */
 export async function replayCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkReplayResult> {
+  const { verified: _verified, problems: _problems, ...replayed } = await checkCases(engine, caseIds, options, false);
+  return replayed;
+}
+
+/**
+ * `verify` and `replay` for many cases, each batch read once (the events whole, as the chain needs
+ * them), on this thread or on `workers` threads.
+ * @example const r = await auditCases(engine, ids); r.problems.length + r.mismatches.length === 0
+ */
+export function auditCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkAuditResult> {
+  return checkCases(engine, caseIds, options, true);
+}
+
+/** Replays, and with `chains` verifies, many cases; the worker threads run this too. */
+export async function checkCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions, chains: boolean): Promise<BulkAuditResult> {
   const size = Math.max(1, options.batchSize ?? 500);
   const batches = batchesOf(caseIds, size);
   const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
-  const url = engine.store.connectionString;
-  if (workers > 1 && url !== null && onlyBuiltInReplayers()) return replayOnWorkers(url, engine.store.schema, batches, workers, size, options.onProgress);
-  const read = (ids: readonly string[]): Promise<[Map<string, CaseRow>, Map<string, ReplayRow[]>]> =>
-    Promise.all([loadCaseRows(engine.store, ids), loadReplayLogs(engine.store, ids)]);
+  const { store } = engine;
+  if (workers > 1 && store.connectionString !== null && onlyBuiltInReplayers()) {
+    return checkOnWorkers({ connectionString: store.connectionString, schema: store.schema, batchSize: size, chains }, batches, workers, options.onProgress);
+  }
   let ok = 0;
+  let verified = 0;
   const mismatches: ({ caseId: string } & ReplayMismatch)[] = [];
-  const { events, notFound } = await eachCase(batches, read, async (id, row, log) => {
+  const problems: ({ caseId: string } & Extract<VerifyResult, { ok: false }>)[] = [];
+  const replayOne = async (id: string, row: CaseRow, log: readonly ReplayRow[]): Promise<void> => {
     const r = await replayLoaded(engine, row, log);
     if (r.ok) ok++;
     else mismatches.push({ caseId: id, ...r });
-  }, options.onProgress);
-  return { cases: caseIds.length - notFound.length, events, ok, mismatches, notFound };
+  };
+  const { events, notFound } = chains
+    ? await eachCase(batches, (ids) => Promise.all([loadCaseRows(store, ids), loadEventsOfCases(store, ids)]), async (id, row, log) => {
+      const v = verifyStored(row, log);
+      if (v.ok) verified++;
+      else problems.push({ caseId: id, ...v });
+      await replayOne(id, row, log);
+    }, options.onProgress)
+    // Replay alone reads only the columns it uses (not the hashes and the decision trace).
+    : await eachCase(batches, (ids) => Promise.all([loadCaseRows(store, ids), loadReplayLogs(store, ids)]), replayOne, options.onProgress);
+  return { cases: caseIds.length - notFound.length, events, ok, mismatches, notFound, verified, problems };
 }
 
-/** What a replay worker thread posts: its progress after each batch (when asked), then its result. */
+/** What a worker thread is given besides its cases. */
+export interface CheckWorkerSettings {
+  readonly connectionString: string;
+  readonly schema: string;
+  readonly batchSize: number;
+  readonly chains: boolean;
+}
+
+/** What a worker thread posts: its progress after each batch (when asked), then its result. */
 export type ReplayWorkerMessage =
   | { readonly kind: 'progress'; readonly progress: AuditProgress }
-  | { readonly kind: 'done'; readonly result: BulkReplayResult };
+  | { readonly kind: 'done'; readonly result: BulkAuditResult };
 
-const builtInReplayers = new Set(Object.keys(adminReplayers));
 /** tsx's ESM API (its `tsImport` loads TypeScript in a thread that has no loader hooks). */
 function tsxApi(): string {
   const cjs = createRequire(import.meta.url).resolve('tsx/esm/api');
   return pathToFileURL(cjs.replace(/\.cjs$/, '.mjs')).href;
 }
 
+/** Whether the replayers are the built-in ones a worker thread has (none added or replaced). */
 function onlyBuiltInReplayers(): boolean {
-  return Object.keys(systemEventReplayers).every((k) => builtInReplayers.has(k) && systemEventReplayers[k] === adminReplayers[k]);
+  return Object.keys(systemEventReplayers).every((k) => systemEventReplayers[k] === adminReplayers[k]);
 }
 
 /** Every `workers`-th batch to each thread; the answers merged back in the order of the ids. */
-async function replayOnWorkers(connectionString: string, schema: string, batches: readonly string[][], workers: number, batchSize: number, onProgress: ((p: AuditProgress) => void) | undefined): Promise<BulkReplayResult> {
+async function checkOnWorkers(settings: CheckWorkerSettings, batches: readonly string[][], workers: number, onProgress: ((p: AuditProgress) => void) | undefined): Promise<BulkAuditResult> {
   // Sources run through a TypeScript loader (tests, the CLI); the built package runs plain JS.
   const fromSource = import.meta.url.endsWith('.ts');
   const script = new URL(fromSource ? './replay-worker.ts' : './replay-worker.js', import.meta.url);
   const shares = Array.from({ length: workers }, (_, w) => batches.filter((_, b) => b % workers === w).flat());
   const progress = shares.map(() => ({ cases: 0, events: 0 }));
-  const results = await Promise.all(shares.map((caseIds, w) => new Promise<BulkReplayResult>((resolve, reject) => {
-    const workerData = { connectionString, schema, caseIds, batchSize, progress: onProgress !== undefined };
+  const results = await Promise.all(shares.map((caseIds, w) => new Promise<BulkAuditResult>((resolve, reject) => {
+    const workerData = { ...settings, caseIds, progress: onProgress !== undefined };
     const worker = fromSource
       // A worker does not inherit the parent's module hooks: register the TypeScript loader first.
       ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => tsx.tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(script.href)}));`, { eval: true, workerData })
       : new Worker(script, { workerData });
-    let answer: BulkReplayResult | undefined;
+    let answer: BulkAuditResult | undefined;
     worker.on('message', (m: ReplayWorkerMessage) => {
       if (m.kind === 'done') {
         answer = m.result;
@@ -524,12 +540,15 @@ async function replayOnWorkers(connectionString: string, schema: string, batches
   })));
   const order = new Map(batches.flat().map((id, i) => [id, i]));
   const byOrder = (a: string, b: string): number => (order.get(a) ?? 0) - (order.get(b) ?? 0);
+  const sum = (f: (r: BulkAuditResult) => number): number => results.reduce((n, r) => n + f(r), 0);
   return {
-    cases: results.reduce((n, r) => n + r.cases, 0),
-    events: results.reduce((n, r) => n + r.events, 0),
-    ok: results.reduce((n, r) => n + r.ok, 0),
+    cases: sum((r) => r.cases),
+    events: sum((r) => r.events),
+    ok: sum((r) => r.ok),
     mismatches: results.flatMap((r) => r.mismatches).sort((a, b) => byOrder(a.caseId, b.caseId)),
     notFound: results.flatMap((r) => r.notFound).sort(byOrder),
+    verified: sum((r) => r.verified),
+    problems: results.flatMap((r) => r.problems).sort((a, b) => byOrder(a.caseId, b.caseId)),
   };
 }
 

@@ -9,11 +9,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { checkSource, type SourceLoader } from '../dsl/check.ts';
-import { COMPILER_VERSION, compile, type CompiledDefinition } from '../dsl/compile.ts';
+import { COMPILER_VERSION, compile } from '../dsl/compile.ts';
 import type { Diagnostic } from '../dsl/diagnostics.ts';
-import { instantiate, type CaseContext, type Runtime } from '../dsl/runtime.ts';
+import type { CaseContext, Runtime } from '../dsl/runtime.ts';
 import type { Value } from '../dsl/types.ts';
 import { createCalendar, type Calendar } from './calendar.ts';
+import { definitionLoader, type LoadedDefinition } from './definitions.ts';
 import { EngineError, type ErrorCode } from './errors.ts';
 import { canonicalJson, canonicalObject, chainHash, sha256Hex } from './hash.ts';
 import { liveOracle, MemoryOrg, type OrgLevel, type OrgView, type RoleGrant } from './org.ts';
@@ -21,7 +22,7 @@ import { applyEvent, startCase as startStep, type CaseSnapshot, type StepOutcome
 import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PreSerialized, type PriorAnswer } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
 import { holdsTimer } from './store/timers.ts';
-import { definitionById, findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
+import { findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
 
 /** The time source; tests inject one they can move. */
 export interface Clock {
@@ -144,14 +145,10 @@ interface CachedCase {
   readonly suspended: boolean;
 }
 
-export interface LoadedDefinition {
-  readonly row: DefinitionRow;
-  readonly runtime: Runtime;
-}
+export type { LoadedDefinition } from './definitions.ts';
 
 const MAX_ATTEMPTS = 8;
 
-/** The context columns: the case row keeps `data` in its own column and the rest in `snapshot`. */
 /** Errors from the driver that mean the connection, not the statement, failed. */
 function isConnectionFailure(e: unknown): boolean {
   if (e instanceof EngineError) return false;
@@ -177,7 +174,7 @@ export class Engine {
   private readonly orgMaxAgeMs: number;
   private readonly caseCacheSize: number;
   private readonly cases = new Map<string, CachedCase>();
-  private readonly definitions = new Map<string, Promise<LoadedDefinition>>();
+  private readonly loadStored: (id: string) => Promise<LoadedDefinition>;
   private readonly batcher: AppendBatcher;
   /** The tail of each case's queue of writes in this process: one event of a case at a time. */
   private readonly lanes = new Map<string, Promise<unknown>>();
@@ -192,6 +189,7 @@ export class Engine {
     this.logger = options.logger;
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
+    this.loadStored = definitionLoader(this.store);
     this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 2);
   }
 
@@ -252,17 +250,7 @@ export class Engine {
 
   /** The stored definition and its running machine, cached per id. */
   loadDefinition(id: string): Promise<LoadedDefinition> {
-    let p = this.definitions.get(id);
-    if (p === undefined) {
-      p = definitionById(this.store, id).then((row) => {
-        if (row === undefined) throw new EngineError('DEFINITION_NOT_FOUND', `No definition ${id}.`, { definitionId: id });
-        // The stored compiled definition runs as stored, whatever the compiler has become since.
-        return { row, runtime: instantiate(row.compiled as CompiledDefinition) };
-      });
-      p.catch(() => this.definitions.delete(id));
-      this.definitions.set(id, p);
-    }
-    return p;
+    return this.loadStored(id);
   }
 
   async definition(workflow: string, version?: number): Promise<LoadedDefinition> {
@@ -482,7 +470,7 @@ export class Engine {
       const next: CachedCase = { version: seq, snapshot: out.snapshot, headHash: event.hash, definitionId: c.definitionId, suspended: c.suspended };
       const view = toView(caseId, next, def.row);
       const scheduled = new Set(out.schedule.map((t) => t.id));
-        let result: AppendResult;
+      let result: AppendResult;
       try {
         result = await this.batcher.append({
           caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,

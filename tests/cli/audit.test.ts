@@ -97,8 +97,7 @@ describe('wf audit', () => {
     expect(r.stdout).toEqual(['verify: 20 cases, every chain intact', 'replay: 20 cases, every state reproduced']);
     const events = 8 + 4 + 12 * EVENTS_PER_TURN_CASE;
     expect(r.stderr[0]).toMatch(/^wf audit: 20 cases \((PGlite in|Postgres, schema) /);
-    expect(r.stderr).toContain(`verify: 20/20 cases, ${events} events`);
-    expect(r.stderr).toContain(`replay: 20/20 cases, ${events} events`);
+    expect(r.stderr).toContain(`audit: 20/20 cases, ${events} events`);
   });
 
   it('takes the cases of one workflow, and answers in JSON', async () => {
@@ -113,7 +112,7 @@ describe('wf audit', () => {
     const one = await run('--json');
     const threads = await run('--json', '--workers', '2');
     expect(threads.code).toBe(0);
-    expect(threads.stderr).toContain(`replay: 20/20 cases, ${8 + 4 + 12 * EVENTS_PER_TURN_CASE} events`);
+    expect(threads.stderr).toContain(`audit: 20/20 cases, ${8 + 4 + 12 * EVENTS_PER_TURN_CASE} events`);
     expect(JSON.parse(threads.stdout.at(-1) ?? '')).toEqual(JSON.parse(one.stdout.at(-1) ?? ''));
   });
 

@@ -16,7 +16,7 @@ import { initialTransition, transition } from 'xstate';
 import YAML from 'yaml';
 import { fileLoader } from '../../cli/main.ts';
 import type { Runtime } from '../../dsl/runtime.ts';
-import { replay, replayCases, stateAt, systemEventReplayers, verify, verifyChain } from '../../engine/audit.ts';
+import { auditCases, replay, replayCases, stateAt, systemEventReplayers, verify, verifyChain } from '../../engine/audit.ts';
 import { createCalendar } from '../../engine/calendar.ts';
 import { Engine, type CaseView } from '../../engine/engine.ts';
 import { canonicalJson, chainHash } from '../../engine/hash.ts';
@@ -72,6 +72,13 @@ describe(`bulk replay on ${backend}`, () => {
     expect(here).toMatchObject({ cases: 6, ok: 4, events: 36, notFound: ['no-such-case'] });
     expect(here.mismatches.map((m) => [m.caseId, m.firstBadSeq])).toEqual([[rowBad, 6], [eventBad, 5]]);
     expect(threads).toEqual(here);
+
+    // The audit reads each batch once and also verifies the chains: the tampered event is altered.
+    const audited = await auditCases(engine, all, { batchSize: 2 });
+    const auditedOnThreads = await auditCases(engine, all, { batchSize: 2, workers: 3 });
+    expect(audited).toMatchObject({ ...here, verified: 5 });
+    expect(audited.problems.map((p) => [p.caseId, p.firstBadSeq, p.problem])).toEqual([[eventBad, 5, 'altered']]);
+    expect(auditedOnThreads).toEqual(audited);
   });
 });
 
