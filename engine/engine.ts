@@ -594,12 +594,11 @@ export class Engine {
       caseId, seq, type: e.type, actorId: e.actor, onBehalfOf: e.onBehalfOf, role: e.role, orgUnitId: e.orgUnit,
       payload: e.payload, recordedAt: e.now, facts: e.facts, resultingState, decision,
     };
-    // canonicalJson(body), from the parts already serialized.
-    const canonicalBody = canonicalObject({
-      caseId: canonicalJson(caseId), seq: canonicalJson(seq), type: canonicalJson(e.type), actorId: canonicalJson(e.actor), onBehalfOf: canonicalJson(e.onBehalfOf),
-      role: canonicalJson(e.role), orgUnitId: canonicalJson(e.orgUnit), payload: json.payload, recordedAt: canonicalJson(e.now), facts: json.facts,
-      resultingState: json.resultingState, decision: json.decision,
-    });
+    // canonicalJson(body), with the parts already serialized taken as they are.
+    const serialized: Record<string, string> = { payload: json.payload, facts: json.facts, resultingState: json.resultingState, decision: json.decision };
+    const parts: Record<string, string> = {};
+    for (const [k, v] of Object.entries(body)) parts[k] = serialized[k] ?? canonicalJson(v);
+    const canonicalBody = canonicalObject(parts);
     const hash = chainHash(prevHash, canonicalBody);
     return { event: { ...body, prevHash, hash } as EventRecord, json };
   }

@@ -151,7 +151,7 @@ export function applyEvent(rt: Runtime, snapshot: CaseSnapshot, event: Omit<Case
 
   const trace: TraceEntry[] = [];
   const full: CaseEvent = { ...event, payload, instance, trace };
-  const current = rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
+  const current = machineSnapshotOf(rt, snapshot);
   const [next, actions] = rt.transition(current, full);
   const took = (actions as readonly ActionLike[]).length > 0 || next.value !== current.value || next.context !== current.context;
   if (!took) {
@@ -210,7 +210,7 @@ function recordedPayload(payload: unknown): Record<string, Value> {
  */
 export function replayEvent(rt: Runtime, snapshot: CaseSnapshot | null, record: RecordedEvent): ReplayedStep {
   const trace: TraceEntry[] = [];
-  const current = snapshot === null ? null : rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
+  const current = snapshot === null ? null : machineSnapshotOf(rt, snapshot);
   const [next, actions] = replayTransition(rt, current, record, trace);
   return { snapshot: toSnapshot(next), trace, ...collect(actions as readonly ActionLike[], record.recordedAt) };
 }
