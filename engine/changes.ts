@@ -400,11 +400,6 @@ export class Watch<T> {
     return this.done;
   }
 
-  /** Items not yet taken. */
-  get pending(): number {
-    return this.items.length;
-  }
-
   push(items: readonly T[]): void {
     if (this.done || items.length === 0) return;
     this.items.push(...items);
@@ -511,9 +506,9 @@ export function watchCase(feed: ChangeFeed, caseId: string, afterSeq: number): W
     const newest = mine[mine.length - 1];
     if (newest === undefined) return;
     run(async () => {
-      const contiguous = mine.filter((c) => c.seq > last).every((c, i) => c.seq === last + 1 + i);
-      if (newest.seq > last && !contiguous) await catchUp();
       take(mine);
+      // A gap (events this feed's page did not carry): read the rest from the log.
+      if (newest.seq > last) await catchUp();
     });
   });
   run(() => feed.whenStarted());
@@ -633,7 +628,9 @@ export function watchInbox(engine: Engine, feed: ChangeFeed, actor: string, afte
     const current = rows ?? await feed.cases(fresh);
     const at = await actionContext(engine);
     const held = new Set(at.org.rolesOf(actor).map((g) => g.unit));
-    const involved = new Set(fresh.filter((c) => c.actor === actor || (c.unit !== null && lineage(at.org, c.unit).some((u) => held.has(u)))).map((c) => c.caseId));
+    // Whether a change of this batch to the case was the actor's, or in a unit at or below one of theirs.
+    const involved = (caseId: string): boolean => fresh.some((c) => c.caseId === caseId
+      && (c.actor === actor || (c.unit !== null && lineage(at.org, c.unit).some((u) => held.has(u)))));
     const out: InboxMessage[] = [];
     for (const c of lastOf.values()) {
       const row = current.get(c.caseId);
@@ -642,14 +639,15 @@ export function watchInbox(engine: Engine, feed: ChangeFeed, actor: string, afte
       const wasTold = told.delete(row.id);
       if (change.canAct) told.add(row.id);
       else if (options.relevant !== undefined && !options.relevant(at.org, { id: row.id, unit: change.unit, submitter: change.submitter, data: change.data })) {
-        if (wasTold || involved.has(row.id)) out.push({ kind: 'gone', position: c.position, caseId: row.id, seq: c.seq });
+        if (wasTold || involved(row.id)) out.push({ kind: 'gone', position: c.position, caseId: row.id, seq: c.seq });
         continue;
       }
       out.push({ kind: 'change', position: c.position, change });
     }
     position = newest.position;
     const lastOut = out[out.length - 1];
-    if (lastOut === undefined || comparePositions(lastOut.position, newest.position) < 0) out.push({ kind: 'seen', position: newest.position });
+    // Unless the last message already stands at the newest change (the same change, so the same object).
+    if (lastOut === undefined || lastOut.position !== newest.position) out.push({ kind: 'seen', position: newest.position });
     watch.push(out);
   };
 

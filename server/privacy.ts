@@ -24,7 +24,9 @@ import type { CaseView, Engine } from '../engine/engine.ts';
 import { EngineError } from '../engine/errors.ts';
 import { lineage, type OrgView } from '../engine/org.ts';
 import { recordPersonalDataRead } from '../engine/store/personal-data.ts';
+import type { CaseReachInfo } from '../engine/changes.ts';
 import { holds, SERVER_ROLES, type Principal } from './auth.ts';
+import { principalOf } from './context.ts';
 
 // ---- which fields are personal ------------------------------------------------------------
 
@@ -172,13 +174,8 @@ export function seesEverything(p: Principal): boolean {
   return p.caseScope === undefined && SEE_ALL_ROLES.some((r) => holds(p, r));
 }
 
-/** What jurisdiction is judged on. */
-export interface CaseReach {
-  readonly id: string;
-  readonly unit: string | null;
-  readonly submitter: string | null;
-  readonly data: Readonly<Record<string, Value>>;
-}
+/** What jurisdiction is judged on: the change feed's case facts (engine/changes.ts). */
+export type CaseReach = CaseReachInfo;
 
 /**
  * Whether the caller may read the case (see the module comment); a case token reads its own case
@@ -189,10 +186,8 @@ export function canSee(org: OrgView, p: Principal, c: CaseReach): boolean {
   if (p.caseScope !== undefined) return p.caseScope === c.id;
   if (seesEverything(p)) return true;
   if (c.submitter !== null && c.submitter === p.actor) return true;
-  const holdsAbove = (unit: string): boolean => {
-    const line = lineage(org, unit);
-    return p.roles.some((g) => line.includes(g.unit));
-  };
+  const held = new Set(p.roles.map((g) => g.unit));
+  const holdsAbove = (unit: string): boolean => lineage(org, unit).some((u) => held.has(u));
   if (c.unit !== null && holdsAbove(c.unit)) return true;
   for (const v of Object.values(c.data)) {
     for (const s of Array.isArray(v) ? v : [v]) {
@@ -250,12 +245,6 @@ function routeOf(request: FastifyRequest): string {
   return `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0] ?? ''}`;
 }
 
-function principal(request: FastifyRequest): Principal {
-  const p = request.principal;
-  if (p === null) throw new Error('personal data is only shown to an authenticated caller');
-  return p;
-}
-
 /**
  * Applies jurisdiction and masking for the routes, and keeps the log of unmasked reads.
  * @example
@@ -280,7 +269,10 @@ export class PersonalData {
 
   /** Refuses with 404 CASE_NOT_FOUND, as for an unknown case, when the caller may not read it. */
   async requireVisible(request: FastifyRequest, c: CaseReach): Promise<void> {
-    if (canSee(await this.engine.org(), principal(request), c)) return;
+    const org = await this.engine.org();
+    const p = principalOf(request);
+    // Roles as they are now: the same as the request's, except for a stream that outlives its request.
+    if (canSee(org, p.caseScope === undefined ? { ...p, roles: org.rolesOf(p.actor) } : p, c)) return;
     request.log.info({ caseId: c.id }, 'case outside the caller\'s jurisdiction');
     throw new EngineError('CASE_NOT_FOUND', `No case ${c.id}.`, { caseId: c.id });
   }
@@ -292,7 +284,7 @@ export class PersonalData {
   private async decide(request: FastifyRequest, view: CaseView): Promise<{ spec: PersonalSpec; reason: DisclosureReason | null }> {
     const spec = await this.spec(view.definitionId);
     if (spec.caseFields.size === 0 && spec.eventFields.size === 0) return { spec, reason: null };
-    return { spec, reason: disclosure(await this.engine.org(), principal(request), view, spec, this.contactRoles) };
+    return { spec, reason: disclosure(await this.engine.org(), principalOf(request), view, spec, this.contactRoles) };
   }
 
   /**
@@ -301,7 +293,7 @@ export class PersonalData {
    */
   private async record(request: FastifyRequest, caseId: string, reason: DisclosureReason, fields: readonly string[]): Promise<void> {
     if (reason === 'submitter' || fields.length === 0) return;
-    const p = principal(request);
+    const p = principalOf(request);
     const route = routeOf(request);
     request.log.info({ caseId, reason, fields, route }, 'personal data read unmasked');
     await recordPersonalDataRead(this.engine.store, {
@@ -326,7 +318,7 @@ export class PersonalData {
   /** For the answer to a write (an event, a case operation): unmasked only to the submitter; never logged. */
   async forWrite(request: FastifyRequest, view: CaseView): Promise<ShownData> {
     const spec = await this.spec(view.definitionId);
-    if (view.submitter !== null && view.submitter === principal(request).actor) return { data: { ...view.data }, masked: [] };
+    if (view.submitter !== null && view.submitter === principalOf(request).actor) return { data: { ...view.data }, masked: [] };
     return maskFields(view.data, spec.caseFields);
   }
 
@@ -350,20 +342,18 @@ export class PersonalData {
   async history<E extends MaskableEvent>(request: FastifyRequest, view: CaseView, events: readonly E[]): Promise<E[]> {
     const { spec, reason } = await this.decide(request, view);
     const keysOf = (type: string): ReadonlyMap<string, PersonalKind> => (type === 'start' ? spec.caseFields : spec.eventFields.get(type) ?? new Map());
-    const secrets = new Map<string, string>();
-    secretsOf(view.data, spec.caseFields, secrets);
-    const fields = new Set<string>();
-    for (const e of events) {
-      const keys = keysOf(e.type);
-      secretsOf(e.payload, keys, secrets);
-      if (typeof e.payload === 'object' && e.payload !== null) {
-        for (const k of keys.keys()) if (present((e.payload as Record<string, unknown>)[k])) fields.add(k);
-      }
-    }
     if (reason !== null) {
+      const fields = new Set<string>();
+      for (const e of events) {
+        if (typeof e.payload !== 'object' || e.payload === null) continue;
+        for (const k of keysOf(e.type).keys()) if (present((e.payload as Record<string, unknown>)[k])) fields.add(k);
+      }
       await this.record(request, view.id, reason, [...fields]);
       return [...events];
     }
+    const secrets = new Map<string, string>();
+    secretsOf(view.data, spec.caseFields, secrets);
+    for (const e of events) secretsOf(e.payload, keysOf(e.type), secrets);
     return events.map((e) => ({ ...e, payload: scrub(e.payload, secrets), effects: e.effects.map((x) => scrub(x, secrets)) }));
   }
 

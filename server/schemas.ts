@@ -8,6 +8,7 @@ import type { CaseView } from '../engine/engine.ts';
 import type { AvailableAction } from '../engine/actions.ts';
 import type { Diagnostic } from '../dsl/diagnostics.ts';
 import { ERRORS } from './errors.ts';
+import type { ShownData } from './privacy.ts';
 
 /** `T | null`. */
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -104,11 +105,6 @@ export const CaseSchema = Type.Object({
 
 export type CaseBody = Static<typeof CaseSchema>;
 
-/** Case data as the caller may see it (server/privacy.ts): personal fields masked or not. */
-export interface ShownCaseData {
-  readonly data: Readonly<Record<string, unknown>>;
-  readonly masked: readonly string[];
-}
 
 /**
  * The API form of a case: a plain copy, so engine-internal readonly structures never leak into
@@ -116,7 +112,7 @@ export interface ShownCaseData {
  * it the data goes out as stored.
  * @example return caseBody(view, actions, await privacy.forRead(request, view));
  */
-export function caseBody(v: CaseView, actions?: readonly AvailableAction[], shown?: ShownCaseData): CaseBody {
+export function caseBody(v: CaseView, actions?: readonly AvailableAction[], shown?: ShownData): CaseBody {
   const m = v.multi;
   return {
     id: v.id, workflow: v.workflow, definitionVersion: v.definitionVersion, definitionId: v.definitionId, state: v.state, status: v.status,

@@ -375,19 +375,14 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
    * caller ends the stream with `event: gone` instead of the events that moved it away.
    */
   async function requireStillReadable(request: FastifyRequest, caseId: string): Promise<void> {
-    const p = principalOf(request);
-    const org = await engine.org();
-    const now: Principal = p.caseScope === undefined ? { ...p, roles: org.rolesOf(p.actor) } : p;
-    let readable: boolean;
     try {
-      readable = canSee(org, now, await engine.getCase(caseId));
+      await privacy.readableCase(request, caseId);
     } catch (e) {
+      // Out of reach now, or archived away.
       if (!(e instanceof EngineError && e.code === 'CASE_NOT_FOUND')) throw e;
-      readable = false; // archived away
+      request.log.info({ caseId }, 'case left the caller\'s reach; stream ended');
+      throw new StreamEnd(sse({ event: 'gone', data: { caseId } }));
     }
-    if (readable) return;
-    request.log.info({ caseId }, 'case left the caller\'s reach; stream ended');
-    throw new StreamEnd(sse({ event: 'gone', data: { caseId } }));
   }
 
   /** Where a case stream starts without a position: before the latest event, so that is sent first. */
