@@ -3,12 +3,24 @@
  * declare their own request schemas next to their handlers (STYLE §11); what is here is what more
  * than one of them answers with.
  */
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static, type TSchema, type TString } from 'typebox';
 import type { CaseView } from '../engine/engine.ts';
 import type { AvailableAction } from '../engine/actions.ts';
 import type { Diagnostic } from '../dsl/diagnostics.ts';
 import { ERRORS } from './errors.ts';
 import type { ShownData } from './privacy.ts';
+
+/** A pattern for names, ids and cursors: no control characters (they would corrupt logs and lookups). */
+export const NO_CONTROLS = '^[^\\u0000-\\u001f]+$';
+
+/**
+ * A name or id as routes take it: 1 to `maxLength` (default 200) characters, none of them a control character.
+ * @example const Params = Type.Object({ workflow: NameString() }); NameString({ description: 'The responsible org unit.' })
+ */
+export function NameString(options: { readonly maxLength?: number; readonly description?: string } = {}): TString {
+  const { maxLength = 200, description } = options;
+  return Type.String({ minLength: 1, maxLength, pattern: NO_CONTROLS, ...(description === undefined ? {} : { description }) });
+}
 
 /** `T | null`. */
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -14,13 +14,13 @@ import { requireRole, SERVER_ROLES } from '../auth.ts';
 import { principalOf, type RouteContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { seesEverything } from '../privacy.ts';
-import { caseBody, CaseSchema, IdempotencyHeaders, JsonObject, Nullable, problemResponses } from '../schemas.ts';
+import { caseBody, CaseSchema, IdempotencyHeaders, JsonObject, NameString, Nullable, problemResponses } from '../schemas.ts';
 
 // Ids and names hold no control characters: Postgres refuses a NUL in text (a 500 before these
 // patterns), and the others only ever come from a mistake. Free-form case data and payloads are
 // checked by the engine's value validation (dsl/values.ts), which refuses a NUL anywhere in them.
-const NO_CONTROLS = '^[^\\u0000-\\u001f]+$';
-const Name = (description?: string) => Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS, ...(description === undefined ? {} : { description }) });
+const Name = (description?: string) => NameString(description === undefined ? {} : { description });
+const Cursor = NameString({ maxLength: 500, description: '`nextCursor` of the previous page.' });
 const Id = Name();
 const CaseParams = Type.Object({ id: Id });
 
@@ -74,7 +74,7 @@ const ListQuery = Type.Object({
   createdFrom: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after.' })),
   createdTo: Type.Optional(Type.String({ format: 'date-time', description: 'Created before.' })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Default 50.' })),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: NO_CONTROLS, description: '`nextCursor` of the previous page.' })),
+  cursor: Type.Optional(Cursor),
 }, { additionalProperties: false });
 
 const CaseSummary = Type.Object({
@@ -93,7 +93,7 @@ const CaseSummary = Type.Object({
 
 const ReadsQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, description: 'Default 100.' })),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500, pattern: NO_CONTROLS, description: '`nextCursor` of the previous page.' })),
+  cursor: Type.Optional(Cursor),
 }, { additionalProperties: false });
 
 const PersonalDataReadSchema = Type.Object({

@@ -14,9 +14,9 @@ import { fieldTypesToJsonSchema } from '../../engine/actions.ts';
 import { listDefinitions } from '../../engine/queries.ts';
 import { requireRole, SERVER_ROLES } from '../auth.ts';
 import { principalOf, type RouteContext } from '../context.ts';
-import { DiagnosticSchema, diagnosticBody, JsonObject, Nullable, problemResponses } from '../schemas.ts';
+import { DiagnosticSchema, diagnosticBody, JsonObject, NameString, Nullable, problemResponses } from '../schemas.ts';
 
-const File = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$', description: 'A name for the draft, shown in diagnostics and resolving its imports (default draft.wf).' });
+const File = NameString({ description: 'A name for the draft, shown in diagnostics and resolving its imports (default draft.wf).' });
 
 const Source = Type.Object({
   source: Type.String({ maxLength: 1_000_000, description: 'The workflow text.' }),
@@ -78,7 +78,7 @@ const DefinitionDetail = Type.Object({
 });
 
 const VersionParams = Type.Object({
-  name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$' }),
+  name: NameString(),
   version: Type.Integer({ minimum: 1 }),
 });
 

@@ -19,7 +19,7 @@ import { EngineError } from '../../engine/errors.ts';
 import { DEFAULT_CASE_TOKEN_TTL_SECONDS, signCaseToken } from '../auth.ts';
 import type { RouteContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { caseBody, CaseSchema, problemResponses } from '../schemas.ts';
+import { caseBody, CaseSchema, NameString, problemResponses } from '../schemas.ts';
 
 /** 10 forms an hour from one address: a household's worth, not a script's. */
 export const DEFAULT_INTAKE_RATE_LIMIT = { max: 10, timeWindowMs: 3_600_000 } as const;
@@ -42,12 +42,11 @@ export interface IntakeContext extends RouteContext {
 
 // No control characters in names (Postgres refuses a NUL in text); the data is checked by the
 // engine's value validation, which refuses a NUL anywhere in it.
-const NO_CONTROLS = '^[^\\u0000-\\u001f]+$';
 
-const IntakeParams = Type.Object({ workflow: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS }) });
+const IntakeParams = Type.Object({ workflow: NameString() });
 
 const IntakeBody = Type.Object({
-  orgUnit: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS, description: 'The community (or grid) whose QR code was scanned: the case\'s responsible unit.' }),
+  orgUnit: NameString({ description: 'The community (or grid) whose QR code was scanned: the case\'s responsible unit.' }),
   data: Type.Record(Type.String(), Type.Unknown(), { description: 'The case data, checked against the workflow\'s case schema (for 五单服务: 社区, 姓名, 电话, 心愿, 类别).' }),
 }, { additionalProperties: false });
 

@@ -26,13 +26,12 @@ import { caseHistory } from '../../engine/queries.ts';
 import { holds, requireRole, SERVER_ROLES, type Principal } from '../auth.ts';
 import { principalOf, type RouteContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { actionBody, AvailableActionSchema, caseBody, CaseSchema, JsonObject, Nullable, problemResponses } from '../schemas.ts';
+import { actionBody, AvailableActionSchema, caseBody, CaseSchema, JsonObject, NameString, Nullable, problemResponses } from '../schemas.ts';
 
 // No control characters in ids and names, and no NUL anywhere: Postgres cannot store NUL, and a
 // query with one fails in the driver (a 500) instead of finding nothing.
-const NO_CONTROLS = '^[^\\u0000-\\u001f]+$';
-const Id = Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS });
-const Name = Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROLS });
+const Id = NameString();
+const Name = NameString();
 const CaseParams = Type.Object({ id: Id });
 const Reason = Type.String({ minLength: 1, maxLength: 2000, pattern: '^[^\\u0000]+$', description: 'Why; recorded with the event.' });
 

@@ -11,14 +11,14 @@ import { findActor, upsertActor, upsertOrgUnits } from '../../engine/store/regis
 import type { OrgUnitLevel } from '../../engine/store/tables.ts';
 import { holds, requireRole, SERVER_ROLES, type Principal } from '../auth.ts';
 import { principalOf, type RouteContext } from '../context.ts';
-import { Nullable, problemResponses } from '../schemas.ts';
+import { NameString, Nullable, problemResponses } from '../schemas.ts';
 
 const LEVELS = ['prefecture', 'county', 'street', 'community', 'grid', 'department', 'co_building'] as const satisfies readonly OrgUnitLevel[];
 const Level = Type.Union(LEVELS.map((l) => Type.Literal(l)), { description: '州 prefecture, 县 county, 街道 street, 社区 community, 网格 grid; departments and co-building units beside the main line.' });
 
 const Id = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f/]+$' });
 /** A name or id in a body: no control characters (Postgres cannot store NUL; the rest are never meant). */
-const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[^\\u0000-\\u001f]+$' });
+const Text = (maxLength: number) => NameString({ maxLength });
 
 const OrgUnit = Type.Object({
   id: Type.String(),
