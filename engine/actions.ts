@@ -279,6 +279,8 @@ export interface InboxItem {
   readonly caseId: string;
   readonly workflow: string;
   readonly definitionVersion: number;
+  /** The id of that version's stored definition. */
+  readonly definitionId: string;
   readonly state: string;
   readonly stateLabel?: string;
   /** The responsible org unit. */
@@ -359,6 +361,7 @@ export async function inbox(engine: Engine, actorId: string, options: InboxOptio
         caseId: row.id,
         workflow: def.row.name,
         definitionVersion: def.row.version,
+        definitionId: def.row.id,
         state: snapshot.state,
         ...(label === undefined ? {} : { stateLabel: label }),
         unit: snapshot.context.unit,

@@ -526,6 +526,8 @@ export interface InboxChange {
   readonly at: string;
   readonly workflow: string;
   readonly definitionVersion: number;
+  /** The id of that version's stored definition. */
+  readonly definitionId: string;
   readonly state: string;
   readonly stateLabel?: string;
   readonly status: 'active' | 'done' | 'suspended';
@@ -590,7 +592,7 @@ async function inboxChange(engine: Engine, actor: string, row: CaseListRow, last
   const label = def.runtime.definition.states[row.state]?.label;
   return {
     caseId: row.id, seq: last.seq, type: last.type, at: last.at,
-    workflow: def.row.name, definitionVersion: def.row.version, state: row.state,
+    workflow: def.row.name, definitionVersion: def.row.version, definitionId: def.row.id, state: row.state,
     ...(label === undefined ? {} : { stateLabel: label }),
     status: suspended ? 'suspended' : snapshot.status, unit: context.unit, submitter: context.submitter, version: row.version,
     data: context.data, due: context.due, canAct: actions.length > 0, actions,

@@ -254,7 +254,6 @@ function routeOf(request: FastifyRequest): string {
  */
 export class PersonalData {
   private readonly contactRoles: ReadonlySet<string>;
-  private readonly definitionIds = new Map<string, string>();
 
   constructor(private readonly engine: Engine, options: PersonalDataOptions = {}) {
     this.contactRoles = new Set(options.contactRoles ?? DEFAULT_CONTACT_ROLES);
@@ -323,15 +322,8 @@ export class PersonalData {
   }
 
   /** For a list (the inbox): always masked. */
-  async forList(workflow: string, version: number, data: Readonly<Record<string, Value>>): Promise<ShownData> {
-    const key = `${workflow}\u0000${version}`;
-    let id = this.definitionIds.get(key);
-    if (id === undefined) {
-      // Versions never change once deployed, so the name → id answer can be kept.
-      id = (await this.engine.definition(workflow, version)).row.id;
-      this.definitionIds.set(key, id);
-    }
-    return maskFields(data, (await this.spec(id)).caseFields);
+  async forList(definitionId: string, data: Readonly<Record<string, Value>>): Promise<ShownData> {
+    return maskFields(data, (await this.spec(definitionId)).caseFields);
   }
 
   /**

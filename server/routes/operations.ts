@@ -405,7 +405,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
     const items = await Promise.all(page.items.map(async (i) => ({
       caseId: i.caseId, workflow: i.workflow, definitionVersion: i.definitionVersion, state: i.state,
       ...(i.stateLabel === undefined ? {} : { stateLabel: i.stateLabel }),
-      unit: i.unit, submitter: i.submitter, data: (await privacy.forList(i.workflow, i.definitionVersion, i.data)).data, due: { ...i.due }, actions: i.actions.map(actionBody),
+      unit: i.unit, submitter: i.submitter, data: (await privacy.forList(i.definitionId, i.data)).data, due: { ...i.due }, actions: i.actions.map(actionBody),
     })));
     return { nextCursor: page.nextCursor, items };
   });

@@ -347,7 +347,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<StreamContext> = async (app
 
   async function inboxBody(position: ChangePosition, change: InboxChange): Promise<Static<typeof InboxChangeSchema>> {
     // As in GET /v1/inbox: a list, so residents' names and phone numbers are masked for everyone.
-    const shown = await privacy.forList(change.workflow, change.definitionVersion, change.data);
+    const shown = await privacy.forList(change.definitionId, change.data);
     return {
       cursor: encodePosition(position), caseId: change.caseId, seq: change.seq, type: change.type, at: change.at,
       workflow: change.workflow, definitionVersion: change.definitionVersion, state: change.state,
