@@ -254,7 +254,8 @@ export function actionsFor(rt: Runtime, snapshot: CaseSnapshot, suspended: boole
   return out;
 }
 
-async function actionContext(engine: Engine): Promise<ActionContext> {
+/** What judging actions needs now: the org tree, the time and a live oracle. */
+export async function actionContext(engine: Engine): Promise<ActionContext> {
   const org = await engine.org();
   return { org, now: engine.now(), oracle: liveOracle(org, engine.workCalendar) };
 }
@@ -321,7 +322,8 @@ function decodeCursor(cursor: string): InboxPosition {
   });
 }
 
-function snapshotOf(row: CaseListRow): CaseSnapshot {
+/** A listed case row as the snapshot the step functions take. */
+export function snapshotOf(row: CaseListRow): CaseSnapshot {
   const context = { ...(row.snapshot as Omit<CaseContext, 'data'>), data: row.data as CaseContext['data'] };
   return { state: row.state, status: row.status === 'done' ? 'done' : 'active', context };
 }

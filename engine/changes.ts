@@ -9,13 +9,11 @@
  * duplicates: {@link watchCase} follows one case by event seq, {@link watchInbox} follows the
  * cases an actor can act on, or no longer can, by global position.
  */
-import { actionsFor, type ActionContext, type AvailableAction } from './actions.ts';
-import type { CaseContext } from '../dsl/runtime.ts';
+import { actionContext, actionsFor, snapshotOf, type ActionContext, type AvailableAction } from './actions.ts';
 import type { Value } from '../dsl/types.ts';
 import type { Engine, EngineLogger } from './engine.ts';
 import { EngineError } from './errors.ts';
-import { lineage, liveOracle, type OrgView } from './org.ts';
-import type { CaseSnapshot } from './step.ts';
+import { lineage, type OrgView } from './org.ts';
 import type { CaseListRow } from './store/admin.ts';
 import {
   announceChanges, caseChangesAfter, casesByIds, changeHorizon, changesAfter, listenForChanges,
@@ -578,15 +576,10 @@ export interface InboxWatchOptions {
 
 const INBOX_PAGE = 500;
 
-async function actionContext(engine: Engine): Promise<ActionContext> {
-  const org = await engine.org();
-  return { org, now: engine.now(), oracle: liveOracle(org, engine.workCalendar) };
-}
-
 async function inboxChange(engine: Engine, actor: string, row: CaseListRow, last: EventChange, at: ActionContext): Promise<InboxChange> {
   const def = await engine.loadDefinition(row.definitionId);
-  const context = { ...(row.snapshot as Omit<CaseContext, 'data'>), data: row.data as CaseContext['data'] };
-  const snapshot: CaseSnapshot = { state: row.state, status: row.status === 'done' ? 'done' : 'active', context };
+  const snapshot = snapshotOf(row);
+  const { context } = snapshot;
   const suspended = row.status === 'stopped';
   const actions = actionsFor(def.runtime, snapshot, suspended, actor, at);
   const label = def.runtime.definition.states[row.state]?.label;
