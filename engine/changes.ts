@@ -14,9 +14,9 @@ import type { Value } from '../dsl/types.ts';
 import type { Engine, EngineLogger } from './engine.ts';
 import { EngineError } from './errors.ts';
 import { lineage, type OrgView } from './org.ts';
-import type { CaseListRow } from './store/admin.ts';
+import { casesByIds, type CaseListRow } from './store/admin.ts';
 import {
-  announceChanges, caseChangesAfter, casesByIds, changeHorizon, changesAfter, listenForChanges,
+  announceChanges, caseChangesAfter, changeHorizon, changesAfter, listenForChanges,
   type ChangeListener, type ChangePage, type ChangePosition, type EventChange, type FeedChange,
 } from './store/changes.ts';
 import type { OpenedDatabase } from './store/open.ts';

@@ -109,6 +109,10 @@ type ListRow = {
   data: unknown; snapshot: unknown; version: number; created_us: string;
 };
 
+/** The columns of a {@link CaseListRow}, from `cases c join definitions d`. */
+const LIST_COLUMNS = `c.id, c.definition_id, d.version as def_version, c.state, c.status, c.org_unit_id, c.data, c.snapshot, c.version,
+            ((extract(epoch from c.created_at) * 1000000)::bigint)::text as created_us`;
+
 function toListRow(r: ListRow): CaseListRow {
   return {
     id: r.id,
@@ -182,8 +186,7 @@ export interface MigrationSelection {
  */
 export async function casesForMigration(store: OpenedDatabase, sel: MigrationSelection, afterId: string | null, limit: number): Promise<CaseListRow[]> {
   const rows = await store.query<ListRow>(
-    `select c.id, c.definition_id, d.version as def_version, c.state, c.status, c.org_unit_id, c.data, c.snapshot, c.version,
-            ((extract(epoch from c.created_at) * 1000000)::bigint)::text as created_us
+    `select ${LIST_COLUMNS}
        from cases c join definitions d on d.id = c.definition_id
       where d.name = $1
         and ($3::int is null or d.version = $3)
@@ -196,5 +199,19 @@ export async function casesForMigration(store: OpenedDatabase, sel: MigrationSel
     [sel.workflow, sel.targetDefinitionId, sel.fromVersion ?? null, sel.state === undefined ? null : json(sel.state),
       sel.caseIds === undefined ? null : json(sel.caseIds), afterId, limit],
     'wf_admin_migration_cases');
+  return rows.map(toListRow);
+}
+
+/**
+ * The current rows of the given cases (those that exist), as the inbox reads them.
+ * @example const rows = await casesByIds(store, ['c-1', 'c-2']);
+ */
+export async function casesByIds(store: OpenedDatabase, ids: readonly string[]): Promise<CaseListRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await store.query<ListRow>(
+    `select ${LIST_COLUMNS}
+       from cases c join definitions d on d.id = c.definition_id
+      where c.id in (select jsonb_array_elements_text($1::jsonb))`,
+    [json(ids)], 'wf_changes_cases');
   return rows.map(toListRow);
 }

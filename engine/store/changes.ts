@@ -12,7 +12,6 @@
  * it ends.
  */
 import pg from 'pg';
-import type { CaseListRow } from './admin.ts';
 import type { OpenedDatabase } from './open.ts';
 import { iso } from './rows.ts';
 
@@ -132,32 +131,6 @@ export async function changeHorizon(store: OpenedDatabase): Promise<string> {
 export async function caseChangesAfter(store: OpenedDatabase, caseId: string, afterSeq: number, limit: number): Promise<EventChange[]> {
   const rows = await store.query<Record<string, unknown>>(CASE_SQL, [caseId, afterSeq, limit], 'wf_changes_of_case');
   return rows.map(toChange);
-}
-
-/**
- * The current rows of the given cases (those that exist), as the inbox reads them.
- * @example const rows = await casesByIds(store, ['c-1', 'c-2']);
- */
-export async function casesByIds(store: OpenedDatabase, ids: readonly string[]): Promise<CaseListRow[]> {
-  if (ids.length === 0) return [];
-  const rows = await store.query<Record<string, unknown>>(
-    `select c.id, c.definition_id, d.version as def_version, c.state, c.status, c.org_unit_id, c.data, c.snapshot, c.version,
-            ((extract(epoch from c.created_at) * 1000000)::bigint)::text as created_us
-       from cases c join definitions d on d.id = c.definition_id
-      where c.id in (select jsonb_array_elements_text($1::jsonb))`,
-    [JSON.stringify(ids)], 'wf_changes_cases');
-  return rows.map((r) => ({
-    id: String(r['id']),
-    definitionId: String(r['definition_id']),
-    definitionVersion: Number(r['def_version']),
-    state: r['state'] as string,
-    status: String(r['status']),
-    orgUnitId: String(r['org_unit_id']),
-    data: r['data'] as Record<string, unknown>,
-    snapshot: r['snapshot'] as Record<string, unknown>,
-    version: Number(r['version']),
-    createdUs: String(r['created_us']),
-  }));
 }
 
 /** The NOTIFY channel; the payload is the schema, so stores sharing a database do not wake each other. */
