@@ -145,31 +145,44 @@ function shownKey(k: string): string {
 function storable(value: unknown, path: string, out: Collector): void {
   // A key holding a NUL is queued as this marker, so its problem is reported in the input's order.
   const badKey = Symbol('key with a NUL');
-  const todo: { readonly v: unknown; readonly path: string; readonly depth: number }[] = [{ v: value, path, depth: 0 }];
-  const at = (prefix: string, k: string): string => (prefix === '' ? shownKey(k) : `${prefix}.${shownKey(k)}`);
+  // Paths are worked out from the parent links only for what is reported.
+  interface Item { readonly v: unknown; readonly parent: Item | null; readonly key: string | number | null; readonly depth: number }
+  const pathOf = (item: Item): string => {
+    const parts: (string | number)[] = [];
+    for (let at: Item | null = item; at !== null && at.key !== null; at = at.parent) parts.push(at.key);
+    let p = path;
+    for (let i = parts.length - 1; i >= 0; i--) {
+      const k = parts[i] as string | number;
+      p = typeof k === 'number' ? `${p}[${k}]` : p === '' ? shownKey(k) : `${p}.${shownKey(k)}`;
+    }
+    return p;
+  };
+  const todo: Item[] = [{ v: value, parent: null, key: null, depth: 0 }];
   let found = 0;
   for (let next = todo.pop(); next !== undefined && found < MAX_STORABILITY_ERRORS; next = todo.pop()) {
-    const { v, path: p, depth } = next;
+    const { v, depth } = next;
     if (v === badKey) {
+      const p = pathOf(next);
       out.add(p, 'nul_character', `The key ${name(p)} contains a NUL character (U+0000), which cannot be stored; rename it.`);
       found++;
     } else if (typeof v === 'string') {
       if (v.includes('\u0000')) {
+        const p = pathOf(next);
         out.add(p, 'nul_character', `${name(p)} contains a NUL character (U+0000), which cannot be stored; remove it.`);
         found++;
       }
     } else if (typeof v === 'object' && v !== null) {
       if (depth > MAX_DEPTH) {
-        out.add(p, 'too_deep', `${name(p)} is nested more than ${MAX_DEPTH} lists or objects deep; send a flatter value.`);
+        out.add(pathOf(next), 'too_deep', `${name(pathOf(next))} is nested more than ${MAX_DEPTH} lists or objects deep; send a flatter value.`);
         found++;
       } else if (Array.isArray(v)) {
         // Pushed in reverse, so problems are reported in the input's order.
-        for (let i = v.length - 1; i >= 0; i--) todo.push({ v: v[i] as unknown, path: `${p}[${i}]`, depth: depth + 1 });
+        for (let i = v.length - 1; i >= 0; i--) todo.push({ v: v[i] as unknown, parent: next, key: i, depth: depth + 1 });
       } else {
         const keys = Object.keys(v);
         for (let i = keys.length - 1; i >= 0; i--) {
           const k = keys[i] ?? '';
-          todo.push({ v: k.includes('\u0000') ? badKey : (v as Readonly<Record<string, unknown>>)[k], path: at(p, k), depth: depth + 1 });
+          todo.push({ v: k.includes('\u0000') ? badKey : (v as Readonly<Record<string, unknown>>)[k], parent: next, key: k, depth: depth + 1 });
         }
       }
     }
