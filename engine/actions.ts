@@ -10,6 +10,7 @@ import type { FieldType, Type, Value } from '../dsl/types.ts';
 import type { WhoSpec } from '../dsl/compile.ts';
 import { authorize, type Authorization } from './authorize.ts';
 import type { Engine } from './engine.ts';
+import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { liveOracle, type OrgView } from './org.ts';
 import { acceptedEvents, type CaseSnapshot } from './step.ts';
@@ -304,22 +305,13 @@ export interface InboxOptions {
   readonly cursor?: string | null;
 }
 
-function encodeCursor(p: InboxPosition): string {
-  return Buffer.from(JSON.stringify([p.createdUs, p.id]), 'utf8').toString('base64url');
+function encodeInboxCursor(p: InboxPosition): string {
+  return encodeCursor([p.createdUs, p.id]);
 }
 
-function decodeCursor(cursor: string): InboxPosition {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]+$/.test(v[0]) && typeof v[1] === 'string') {
-      return { createdUs: v[0], id: v[1] };
-    }
-  } catch {
-    // fall through to the refusal
-  }
-  throw new EngineError('VALIDATION_FAILED', 'The cursor is not one this inbox handed out.', {
-    fields: [{ path: 'cursor', code: 'type', message: 'Pass back `nextCursor` from the previous page unchanged.' }],
-  });
+function decodeInboxCursor(cursor: string): InboxPosition {
+  return decodeCursor(cursor, { who: 'this inbox', field: 'cursor', hint: PAGE_CURSOR_HINT }, (v) =>
+    v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]+$/.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
 }
 
 /** A listed case row as the snapshot the step functions take. */
@@ -345,7 +337,7 @@ const MAX_SCANNED = 2_000;
  */
 export async function inbox(engine: Engine, actorId: string, options: InboxOptions = {}): Promise<InboxPage> {
   const limit = Math.max(1, Math.min(200, Math.floor(options.limit ?? 20)));
-  let after: InboxPosition | null = options.cursor === undefined || options.cursor === null ? null : decodeCursor(options.cursor);
+  let after: InboxPosition | null = options.cursor === undefined || options.cursor === null ? null : decodeInboxCursor(options.cursor);
   const at = await actionContext(engine);
   const items: InboxItem[] = [];
   let scanned = 0;
@@ -372,9 +364,9 @@ export async function inbox(engine: Engine, actorId: string, options: InboxOptio
         due: snapshot.context.due,
         actions,
       });
-      if (items.length === limit) return { items, nextCursor: encodeCursor(after) };
+      if (items.length === limit) return { items, nextCursor: encodeInboxCursor(after) };
     }
     if (rows.length < BATCH) return { items, nextCursor: null };
-    if (scanned >= MAX_SCANNED && after !== null) return { items, nextCursor: encodeCursor(after) };
+    if (scanned >= MAX_SCANNED && after !== null) return { items, nextCursor: encodeInboxCursor(after) };
   }
 }

@@ -12,6 +12,7 @@
 import { actionContext, actionsFor, snapshotOf, type ActionContext, type AvailableAction } from './actions.ts';
 import type { Value } from '../dsl/types.ts';
 import type { Engine, EngineLogger } from './engine.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { lineage, type OrgView } from './org.ts';
 import { casesByIds, type CaseListRow } from './store/admin.ts';
@@ -31,7 +32,7 @@ export type { ChangePage, ChangePosition, EventChange, FeedChange } from './stor
  * @example encodePosition({ tx: '7321', caseId: 'c-1', seq: 3 }) // 'WyI3MzIxIiwiYy0xIiwzXQ'
  */
 export function encodePosition(p: ChangePosition): string {
-  return Buffer.from(JSON.stringify([p.tx, p.caseId, p.seq]), 'utf8').toString('base64url');
+  return encodeCursor([p.tx, p.caseId, p.seq]);
 }
 
 /**
@@ -39,17 +40,9 @@ export function encodePosition(p: ChangePosition): string {
  * @example decodePosition(encodePosition(p)) // p
  */
 export function decodePosition(cursor: string): ChangePosition {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && /^[0-9]{1,19}$/.test(v[0]) && typeof v[1] === 'string' && Number.isSafeInteger(v[2]) && (v[2] as number) >= 0) {
-      return { tx: v[0], caseId: v[1], seq: v[2] as number };
-    }
-  } catch {
-    // fall through to the refusal
-  }
-  throw new EngineError('VALIDATION_FAILED', 'The cursor is not one this stream handed out.', {
-    fields: [{ path: 'after', code: 'type', message: 'Pass back an `id` (or `next`) this stream sent, unchanged.' }],
-  });
+  return decodeCursor(cursor, { who: 'this stream', field: 'after', hint: 'Pass back an `id` (or `next`) this stream sent, unchanged.' }, (v) =>
+    v.length === 3 && typeof v[0] === 'string' && /^[0-9]{1,19}$/.test(v[0]) && typeof v[1] === 'string' && Number.isSafeInteger(v[2]) && (v[2] as number) >= 0
+      ? { tx: v[0], caseId: v[1], seq: v[2] as number } : undefined);
 }
 
 /**

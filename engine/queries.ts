@@ -5,6 +5,7 @@
  */
 import type { TraceEntry, Effect } from '../dsl/runtime.ts';
 import type { Engine } from './engine.ts';
+import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { casePage, definitionList, historyPage, orgUnitList, orgUnitWithChildren, ping, type CasePosition, type DefinitionListRow, type OrgUnitListRow } from './store/queries.ts';
 import { latestDefinition } from './store/registry.ts';
@@ -133,22 +134,9 @@ export interface CaseListPage {
   readonly nextCursor: string | null;
 }
 
-function encodeCursor(p: CasePosition): string {
-  return Buffer.from(JSON.stringify([p.createdUs, p.id]), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): CasePosition {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]{1,20}$/.test(v[0]) && typeof v[1] === 'string') {
-      return { createdUs: v[0], id: v[1] };
-    }
-  } catch {
-    // fall through to the refusal
-  }
-  throw new EngineError('VALIDATION_FAILED', 'The cursor is not one this list handed out.', {
-    fields: [{ path: 'cursor', code: 'type', message: 'Pass back `nextCursor` from the previous page unchanged.' }],
-  });
+function decodeListCursor(cursor: string): CasePosition {
+  return decodeCursor(cursor, { who: 'this list', field: 'cursor', hint: PAGE_CURSOR_HINT }, (v) =>
+    v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]{1,20}$/.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
 }
 
 function instant(v: string | undefined, path: string): string | undefined {
@@ -180,7 +168,7 @@ function apiStatus(stored: string): LedgerStatus {
  */
 export async function listCases(engine: Engine, filter: CaseFilter = {}): Promise<CaseListPage> {
   const limit = Math.max(1, Math.min(500, Math.floor(filter.limit ?? 50)));
-  const after = filter.cursor === undefined || filter.cursor === null ? undefined : decodeCursor(filter.cursor);
+  const after = filter.cursor === undefined || filter.cursor === null ? undefined : decodeListCursor(filter.cursor);
   const createdFrom = instant(filter.createdFrom, 'createdFrom');
   const createdTo = instant(filter.createdTo, 'createdTo');
   if (filter.orgUnit !== undefined && (await engine.org()).unit(filter.orgUnit) === undefined) {
@@ -207,7 +195,7 @@ export async function listCases(engine: Engine, filter: CaseFilter = {}): Promis
       id: r.id, workflow: r.workflow, definitionId: r.definitionId, definitionVersion: r.definitionVersion, state: r.state,
       status: apiStatus(r.status), unit: r.orgUnitId, submitter: r.submitter, version: r.version, createdAt: r.createdAt, updatedAt: r.updatedAt,
     })),
-    nextCursor: rows.length > limit && last !== undefined ? encodeCursor({ createdUs: last.createdUs, id: last.id }) : null,
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor([last.createdUs, last.id]) : null,
   };
 }
 

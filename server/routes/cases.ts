@@ -7,7 +7,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { availableActions } from '../../engine/actions.ts';
-import { EngineError } from '../../engine/errors.ts';
+import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from '../../engine/cursor.ts';
 import { caseHistory, listCases } from '../../engine/queries.ts';
 import { personalDataReadPage } from '../../engine/store/personal-data.ts';
 import { requireRole, SERVER_ROLES } from '../auth.ts';
@@ -106,15 +106,8 @@ const PersonalDataReadSchema = Type.Object({
 }, { title: 'PersonalDataRead' });
 
 function decodeReadsCursor(cursor: string): { at: string; readId: string } {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && Number.isFinite(Date.parse(v[0])) && typeof v[1] === 'string') return { at: v[0], readId: v[1] };
-  } catch {
-    // fall through to the refusal
-  }
-  throw new EngineError('VALIDATION_FAILED', 'The cursor is not one this log handed out.', {
-    fields: [{ path: 'cursor', code: 'type', message: 'Pass back `nextCursor` from the previous page unchanged.' }],
-  });
+  return decodeCursor(cursor, { who: 'this log', field: 'cursor', hint: PAGE_CURSOR_HINT }, (v) =>
+    v.length === 2 && typeof v[0] === 'string' && Number.isFinite(Date.parse(v[0])) && typeof v[1] === 'string' ? { at: v[0], readId: v[1] } : undefined);
 }
 
 /**
@@ -238,7 +231,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, {
     return {
       caseId: view.id,
       items: page.map((r) => ({ at: r.at, actor: r.actor, reason: r.reason, fields: [...r.fields], route: r.route, requestId: r.requestId })),
-      nextCursor: rows.length > limit && last !== undefined ? Buffer.from(JSON.stringify([last.at, last.readId]), 'utf8').toString('base64url') : null,
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor([last.at, last.readId]) : null,
     };
   });
 };
