@@ -3,7 +3,7 @@
  *
  * One {@link ChangeFeed} per process reads the events every process writes, in the one global
  * order of engine/store/changes.ts, and hands each batch to the watches of this process; it polls
- * only while someone watches, and is woken early by a write answered here ({@link ChangeFeed.poke})
+ * only while someone watches, and is woken early by an event this process commits ({@link ChangeFeed.poke}, from `Engine.onCommitted`)
  * or announced by another process (Postgres LISTEN, one connection per process). A watch turns the
  * batches into what one client should see and resumes from a position without loss or
  * duplicates: {@link watchCase} follows one case by event seq, {@link watchInbox} follows the

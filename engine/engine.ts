@@ -178,6 +178,7 @@ export class Engine {
   private readonly batcher: AppendBatcher;
   /** The tail of each case's queue of writes in this process: one event of a case at a time. */
   private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly commitListeners = new Set<() => void>();
   private orgCache: { org: MemoryOrg; at: number } | undefined;
   private orgLoading: Promise<MemoryOrg> | undefined;
 
@@ -285,6 +286,23 @@ export class Engine {
 
   // ---- reading cases ---------------------------------------------------------------------
 
+  /**
+   * Calls `listener` after every event this engine commits (a start, an event, a timer firing, a
+   * case operation), before the caller is answered; the server wakes its live streams with it.
+   * Returns the function that stops the calls.
+   * @example const stop = engine.onCommitted(() => feed.poke());
+   */
+  onCommitted(listener: () => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /** An event of the case was committed: keep its new state and tell the listeners. */
+  private committed(id: string, c: CachedCase): void {
+    this.remember(id, c);
+    for (const listener of this.commitListeners) listener();
+  }
+
   private remember(id: string, c: CachedCase): void {
     this.cases.delete(id);
     this.cases.set(id, c);
@@ -388,7 +406,7 @@ export class Engine {
       if (result.prior !== null) return this.answer(result.prior, requestHash);
       throw new EngineError('NOT_POSSIBLE', `A case with id ${caseId} already exists.`, { caseId });
     }
-    this.remember(caseId, cached);
+    this.committed(caseId, cached);
     return view;
   }
 
@@ -484,7 +502,7 @@ export class Engine {
         throw this.unknownOutcome(e, caseId);
       }
       if (result.applied) {
-        this.remember(caseId, next);
+        this.committed(caseId, next);
         return view;
       }
       if (result.prior !== null) {
@@ -545,7 +563,7 @@ export class Engine {
         throw this.unknownOutcome(e, caseId);
       }
       if (result.applied) {
-        this.remember(caseId, next);
+        this.committed(caseId, next);
         return toView(caseId, next, target.row);
       }
     }

@@ -295,12 +295,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
 
-  // Live updates: a write answered here wakes this process's streams at once and, when the feed
-  // listens (server/main.ts on Postgres), is announced to the other server processes.
+  // Live updates: every event the engine commits (through a request, a timer or a case operation)
+  // wakes this process's streams at once and, when the feed listens (server/main.ts on Postgres),
+  // is announced to the other server processes.
   const changes = options.streams?.changes ?? new ChangeFeed(engine.store, options.streams?.pollMs === undefined ? {} : { pollMs: options.streams.pollMs });
-  if (options.streams?.changes === undefined) app.addHook('onClose', async () => changes.close());
-  app.addHook('onResponse', async (request, reply) => {
-    if (!SAFE_METHODS.has(request.method) && reply.statusCode < 400) changes.poke();
+  const stopPoking = engine.onCommitted(() => changes.poke());
+  app.addHook('onClose', async () => {
+    stopPoking();
+    if (options.streams?.changes === undefined) await changes.close();
   });
 
   app.addHook('preClose', async () => {

@@ -140,7 +140,7 @@ export async function start(config: ServerConfig, banner: (text: string) => void
       }
     }
     const app = await buildApp({ engine, jwtSecret, logger, loader: folderLoader(workflowsDir), processMetrics: true, streams: { changes } });
-    poller = new MeteredTimerPoller(engine, app.metrics, { logger }, () => changes.poke());
+    poller = new MeteredTimerPoller(engine, app.metrics, { logger });
     outbox = new OutboxWorker({ store, clock: engine.clock, logger });
     // Demo tokens are made before listening, so the banner is printed whole, in one write.
     const logins: string[] = [];

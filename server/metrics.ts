@@ -97,9 +97,8 @@ function backlogGauges(registry: Registry, read: () => Promise<Backlog>): void {
 
 /**
  * A timer poller that counts the timers it fires in `wf_timers_fired_total`, and calls `onFired`
- * after a run that fired some (the server wakes its live streams with it: those events were not
- * written through an HTTP request).
- * @example const poller = new MeteredTimerPoller(engine, app.metrics, { logger }, () => changes.poke()); poller.start(1_000);
+ * after a run that fired some.
+ * @example const poller = new MeteredTimerPoller(engine, app.metrics, { logger }); poller.start(1_000);
  */
 export class MeteredTimerPoller extends TimerPoller {
   constructor(engine: TimerEngine, private readonly metrics: Pick<Metrics, 'timersFired'>, options: RunTimersOptions = {}, private readonly onFired?: (fired: number) => void) {

@@ -199,3 +199,25 @@ describe('outcome unknown', () => {
     expect((await loadEvents(store, c.id)).map((x) => x.type)).toEqual(['start', '派单']);
   });
 });
+
+describe('commit listeners', () => {
+  it('hears every committed start, event and case operation once, nothing refused, and stops when asked', async () => {
+    const { suspendCase } = await import('../../engine/admin.ts');
+    let heard = 0;
+    const stop = engine.onCommitted(() => { heard++; });
+    try {
+      const c = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA });
+      expect(heard).toBe(1);
+      await engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' } });
+      expect(heard).toBe(2);
+      await refusal(engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' } }));
+      expect(heard).toBe(2);
+      await suspendCase(engine, c.id, { actor: '街道书记赵', reason: '居民外出' });
+      expect(heard).toBe(3);
+    } finally {
+      stop();
+    }
+    await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA });
+    expect(heard).toBe(3);
+  });
+});

@@ -35,9 +35,8 @@ const engine = new Engine({ store, clock: { now: () => now }, nodeId, logger, or
 const changes = new ChangeFeed(store, { listen: { databaseUrl }, pollMs: 60_000, logger });
 const app = await buildApp({ engine, jwtSecret: SECRET, rateLimit: false, streams: { changes, heartbeatMs: 1_000 } });
 
-// As server/main.ts runs it (a run that fired wakes the streams), and it reports to the parent.
+// As server/main.ts runs it (the events it fires wake the streams through the engine), and it reports to the parent.
 const poller = new MeteredTimerPoller(engine, app.metrics, { logger, limit: 5 }, (fired) => {
-  changes.poke();
   send({ type: 'fired', nodeId, fired });
 });
 
