@@ -6,9 +6,9 @@
  * database, with the same pool size and concurrency as the path they measure.
  */
 import { randomBytes } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import { Engine } from '../engine/engine.ts';
-import type { OpenedDatabase } from '../engine/store/index.ts';
+import { openDatabase, type OpenedDatabase } from '../engine/store/index.ts';
 import { upsertActor, upsertOrgUnits } from '../engine/store/registry.ts';
 
 /** The settings both benchmarks take from the environment. */
@@ -120,4 +120,51 @@ export async function timed(ms: number, workers: number, work: Work): Promise<nu
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+/** Where a benchmark runs: a store and a raw `pg` pool on a schema of its own, dropped by `close`. */
+export interface BenchDatabase {
+  readonly store: OpenedDatabase;
+  readonly rawPool: pg.Pool;
+  /** The server's `synchronous_commit`, which the figures depend on. */
+  readonly synchronousCommit: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store and the raw pool (both with the settings' pool size) on a fresh schema and
+ * prints the Postgres version and `synchronous_commit` with `what` (the run's shape).
+ * @example const db = await openBench('16 in flight'); try { … } finally { await db.close(); }
+ */
+export async function openBench(what: string): Promise<BenchDatabase> {
+  const schema = `bench_${randomBytes(4).toString('hex')}`;
+  const store = await openDatabase({ databaseUrl: settings.databaseUrl, schema, poolSize: settings.pool });
+  const rawPool = new pg.Pool({ connectionString: settings.databaseUrl, max: settings.pool, options: `-c search_path=${schema}` });
+  const close = async (): Promise<void> => {
+    await rawPool.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
+    await rawPool.end();
+    await store.close();
+  };
+  try {
+    const synchronousCommit = (await rawPool.query<{ setting: string }>("select setting from pg_settings where name = 'synchronous_commit'")).rows[0]?.setting;
+    const version = (await rawPool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version;
+    log(`Postgres ${version}, synchronous_commit = ${synchronousCommit}, pool ${settings.pool}, ${what}, ${settings.rounds} rounds of ${settings.roundMs} ms each`);
+    return { store, rawPool, synchronousCommit, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/**
+ * Measures this process's CPU from now: the share of one core it used since.
+ * @example const share = cpuMeter(); await work(); share() // 0.58
+ */
+export function cpuMeter(): () => number {
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  return () => {
+    const cpu = process.cpuUsage(cpu0);
+    return (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+  };
 }

@@ -8,22 +8,16 @@
  * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test). Works in its own schema,
  * dropped at the end.
  */
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { replayCases } from '../engine/audit.ts';
 import { Engine } from '../engine/engine.ts';
-import { openDatabase } from '../engine/store/index.ts';
-import { ACTOR, log, median, rawTransaction, seedBench, settings, timed } from './common.ts';
+import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
-const { json, databaseUrl, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
+const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
 
 async function main(): Promise<void> {
-  const schema = `bench_${randomBytes(4).toString('hex')}`;
-  const store = await openDatabase({ databaseUrl, schema, poolSize: POOL });
-  const rawPool = new pg.Pool({ connectionString: databaseUrl, max: POOL, options: `-c search_path=${schema}` });
+  const db = await openBench(`${CONCURRENCY} in flight`);
+  const { store, rawPool, synchronousCommit: sc } = db;
   try {
-    const sc = (await rawPool.query<{ setting: string }>("select setting from pg_settings where name = 'synchronous_commit'")).rows[0]?.setting;
-    log(`Postgres ${(await rawPool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version}, synchronous_commit = ${sc}, pool ${POOL}, ${CONCURRENCY} in flight, ${ROUNDS} rounds of ${ROUND_MS} ms each`);
 
     // Cases, each owned by one worker so workers do not contend for the same row (as a router would arrange).
     const { engine, caseIds: ids } = await seedBench(store, CASES);
@@ -49,11 +43,9 @@ async function main(): Promise<void> {
     const nodeCpu: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const a = await timed(ROUND_MS, CONCURRENCY, raw);
-      const cpu0 = process.cpuUsage();
-      const wall0 = Date.now();
+      const cpu = cpuMeter();
       const b = await timed(ROUND_MS, CONCURRENCY, viaEngine);
-      const cpu = process.cpuUsage(cpu0);
-      nodeCpu.push((cpu.user + cpu.system) / 1000 / (Date.now() - wall0));
+      nodeCpu.push(cpu());
       rawRates.push(a);
       engineRates.push(b);
       ratios.push(b / a);
@@ -82,9 +74,7 @@ async function main(): Promise<void> {
 
     if (json) console.log(JSON.stringify({ eventsPerSec, rawPgPerSec, ratio, replayEventsPerSec, replayWorkers: workers, synchronousCommit: sc, pool: POOL, concurrency: CONCURRENCY, engineCpuShare: median(nodeCpu) }));
   } finally {
-    await rawPool.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
-    await rawPool.end();
-    await store.close();
+    await db.close();
   }
 }
 

@@ -20,14 +20,12 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
-import { openDatabase } from '../engine/store/index.ts';
 import { buildApp } from '../server/app.ts';
 import { signToken } from '../server/auth.ts';
-import { ACTOR, log, median, rawTransaction, seedBench, settings, timed } from './common.ts';
+import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
 const LOAD_GENERATOR = '--load-generator';
-const { json, databaseUrl, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
+const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
 
 /** What the parent asks the load generator to do: one timed autocannon run. */
 interface RunRequest {
@@ -72,8 +70,7 @@ async function runLoad(req: RunRequest): Promise<RunResult> {
   let next = 0;
   let firstRefusal: string | null = null;
   const body = JSON.stringify({ type: '推进', payload: { 说明: 'x'.repeat(60) } });
-  const cpu0 = process.cpuUsage();
-  const wall0 = performance.now();
+  const cpu = cpuMeter();
   const result = await autocannon({
     url: req.url,
     connections: req.connections,
@@ -97,7 +94,6 @@ async function runLoad(req: RunRequest): Promise<RunResult> {
       },
     }],
   });
-  const cpu = process.cpuUsage(cpu0);
   const statusCodes: Record<string, number> = {};
   for (const [code, s] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = s.count ?? 0;
   return {
@@ -110,7 +106,7 @@ async function runLoad(req: RunRequest): Promise<RunResult> {
     seconds: result.duration,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
-    cpuShare: (cpu.user + cpu.system) / 1000 / (performance.now() - wall0),
+    cpuShare: cpu(),
   };
 }
 
@@ -151,16 +147,12 @@ function pct(x: number): string {
 }
 
 async function main(): Promise<void> {
-  const schema = `bench_${randomBytes(4).toString('hex')}`;
-  const store = await openDatabase({ databaseUrl, schema, poolSize: POOL });
-  const rawPool = new pg.Pool({ connectionString: databaseUrl, max: POOL, options: `-c search_path=${schema}` });
+  const db = await openBench(`${CONCURRENCY} in flight (HTTP connections)`);
+  const { store, rawPool, synchronousCommit: sc } = db;
   // Without --cpu-prof: profiling the bench profiles the server, not the load generator.
   const child = fork(fileURLToPath(import.meta.url), [LOAD_GENERATOR], { execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')) });
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   try {
-    const sc = (await rawPool.query<{ setting: string }>("select setting from pg_settings where name = 'synchronous_commit'")).rows[0]?.setting;
-    log(`Postgres ${(await rawPool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version}, synchronous_commit = ${sc}, pool ${POOL}, ${CONCURRENCY} in flight (HTTP connections), ${ROUNDS} rounds of ${ROUND_MS} ms each`);
-
     const { engine, caseIds } = await seedBench(store, CASES);
 
     const jwtSecret = randomBytes(32).toString('hex');
@@ -172,12 +164,10 @@ async function main(): Promise<void> {
     const raw = await rawTransaction(rawPool, { cases: CASES, concurrency: CONCURRENCY });
 
     const viaHttp = async (ms: number): Promise<{ rate: number; run: RunResult; serverCpu: number; machine: number }> => {
-      const cpu0 = process.cpuUsage();
-      const wall0 = performance.now();
+      const cpu = cpuMeter();
       const busy = machineBusy();
       const run = await askLoad(child, { url, token, caseIds, connections: CONCURRENCY, seconds: Math.max(1, Math.round(ms / 1000)) });
-      const cpu = process.cpuUsage(cpu0);
-      const serverCpu = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
+      const serverCpu = cpu();
       const machine = busy();
       if (run.non2xx > 0 || run.errors > 0 || run.timeouts > 0) {
         throw new Error(`HTTP run got ${run.non2xx} non-2xx answers, ${run.errors} connection errors and ${run.timeouts} timeouts (status codes ${JSON.stringify(run.statusCodes)}); first refusal: ${run.firstRefusal ?? 'none'}`);
@@ -227,9 +217,7 @@ async function main(): Promise<void> {
   } finally {
     if (child.connected) child.disconnect();
     await app?.close();
-    await rawPool.query(`drop schema if exists ${schema} cascade`).catch(() => undefined);
-    await rawPool.end();
-    await store.close();
+    await db.close();
   }
 }
 
