@@ -419,22 +419,29 @@ export function instantiate(def: CompiledDefinition): Runtime {
   // around one actor per runtime. Sharing its system is safe because these machines spawn and
   // invoke no children (the only reason XState gives each call a fresh one); actions are collected,
   // never executed, exactly as there.
-  let inertSelf: AnyActorRef | undefined;
+  // One scope for every call: a step is synchronous and never nested, so the array its actions
+  // are collected into can be swapped in per call rather than a scope built around each one.
+  let collected: ExecutableActionObject[] = [];
+  let scope: AnyActorScope | undefined;
   const noop = (): void => {};
-  const inertScope = (collected: ExecutableActionObject[]): AnyActorScope => {
-    inertSelf ??= createActor(machine);
-    return {
-      self: inertSelf, id: '', sessionId: '', logger: noop, defer: noop, emit: noop, stopChild: noop,
-      system: inertSelf.system, actionExecutor: (a) => { collected.push(a); },
-    };
+  const inertScope = (into: ExecutableActionObject[]): AnyActorScope => {
+    collected = into;
+    if (scope === undefined) {
+      const self: AnyActorRef = createActor(machine);
+      scope = {
+        self, id: '', sessionId: '', logger: noop, defer: noop, emit: noop, stopChild: noop,
+        system: self.system, actionExecutor: (a) => { collected.push(a); },
+      };
+    }
+    return scope;
   };
   const transition = (snapshot: AnyMachineSnapshot, event: CaseEvent): [AnyMachineSnapshot, ExecutableActionObject[]] => {
-    const collected: ExecutableActionObject[] = [];
-    return [machine.transition(snapshot, event, inertScope(collected)), collected];
+    const into: ExecutableActionObject[] = [];
+    return [machine.transition(snapshot, event, inertScope(into)), into];
   };
   const initialTransition = (input: StartInput): [AnyMachineSnapshot, ExecutableActionObject[]] => {
-    const collected: ExecutableActionObject[] = [];
-    return [machine.getInitialSnapshot(inertScope(collected), input), collected];
+    const into: ExecutableActionObject[] = [];
+    return [machine.getInitialSnapshot(inertScope(into), input), into];
   };
 
   return { definition: def, machine, evalWho, failedRequires, transition, initialTransition };

@@ -161,8 +161,8 @@ export interface AuditProgress {
   readonly events: number;
 }
 
-/** The ids in batches of `size` (default 500). */
-function batchesOf(ids: readonly string[], size = 500): string[][] {
+/** The ids in batches of `size` (default 100). */
+function batchesOf(ids: readonly string[], size = 100): string[][] {
   const n = Math.max(1, size);
   const out: string[][] = [];
   for (let i = 0; i < ids.length; i += n) out.push(ids.slice(i, i + n));
@@ -198,12 +198,17 @@ async function eachCase<L>(
       const log = logs.get(id) ?? [];
       events += log.length;
       await visit(id, row, log);
+      // Let the event loop read the next batch's rows off the socket as they arrive: a batch
+      // replays in microtasks only, and the database stalls once the socket's buffers are full.
+      await yieldToIo();
     }
     done += batch.length;
     onProgress?.({ cases: done, events });
   }
   return { events, notFound };
 }
+
+const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 // ---- replay ------------------------------------------------------------------------------
 
@@ -417,7 +422,7 @@ export type ReplayHost = Pick<Engine, 'store' | 'loadDefinition'>;
 
 /** Options of {@link replayCases} and {@link auditCases}. */
 export interface ReplayCasesOptions {
-  /** Cases read per query (default 500); the next batch is read while the current one is checked. */
+  /** Cases read per query (default 100); the next batch is read while the current one is checked. */
   readonly batchSize?: number;
   /**
    * Threads to work on (default 0: this one). On Postgres, each worker thread opens its own
@@ -458,7 +463,7 @@ export function auditCases(engine: ReplayHost, caseIds: readonly string[], optio
 
 /** Replays, and with `chains` verifies, many cases; the worker threads run this too. */
 export async function checkCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions, chains: boolean): Promise<BulkAuditResult> {
-  const size = Math.max(1, options.batchSize ?? 500);
+  const size = Math.max(1, options.batchSize ?? 100);
   const batches = batchesOf(caseIds, size);
   const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
   const { store } = engine;
