@@ -6,11 +6,18 @@
  * carries a case token for them: a JWT whose subject is that actor and whose `case` claim limits it
  * to reading this case and its history and sending it events.
  *
+ * A phone on a weak connection sends the form again when the answer is lost. With an
+ * `Idempotency-Key` (a random value the form page makes once per filled-in form) the resident's
+ * actor id, and so the case id, are derived from the key: a retry gets the first answer (the same
+ * case and a token for it) and opens no second case. Whoever holds the key can claim the case's
+ * token, so the key must be unguessable: at least 22 characters (a UUID, or 16 random bytes in
+ * base64), checked like any other field.
+ *
  * Which workflows take the form: those whose start is `by anyone`. A resident without an account
  * holds no role, so a start by role could never admit them; a start by anyone says the policy
  * author meant residents to open cases.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
@@ -50,6 +57,22 @@ const IntakeBody = Type.Object({
   data: Type.Record(Type.String(), Type.Unknown(), { description: 'The case data, checked against the workflow\'s case schema (for 五单服务: 社区, 姓名, 电话, 心愿, 类别).' }),
 }, { additionalProperties: false });
 
+const IntakeHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 22, maxLength: 200, pattern: '^[\\x21-\\x7E]+$',
+    description: 'A random value made once per filled-in form (a UUID will do; at least 22 characters, as whoever holds it can claim the case): a retry with it gets the first answer, the same case and a token for it, and opens no second case.',
+  })),
+});
+
+/**
+ * The resident's actor id for a form sent with an idempotency key: the same for every retry of
+ * that form (so the engine finds the first answer), unrelated to the key for anyone reading it.
+ */
+function residentOf(workflow: string, key: string): string {
+  const h = createHash('sha256').update(`intake\u0000${workflow}\u0000${key}`).digest('hex');
+  return `${INTAKE_ACTOR_PREFIX}${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
 const IntakeAnswer = Type.Object({
   case: CaseSchema,
   actor: Type.String({ description: 'The resident\'s actor id, recorded as the case\'s submitter.' }),
@@ -78,8 +101,8 @@ export const intakeRoutes: FastifyPluginAsyncTypebox<IntakeContext> = async (app
     config: { public: true },
     schema: {
       tags: ['cases'], summary: 'The 码上办 form: a resident without an account starts a case in a community',
-      description: `No token needed; limited per client address (${perWindow || 'no limit'}; 429 RATE_LIMITED beyond). The workflow's start must be \`by anyone\` (403 INTAKE_NOT_OPEN otherwise). The data is checked as for any start (422 VALIDATION_FAILED naming the fields). The answer's \`token\` lets the resident read this one case and its history and send its resident events (e.g. 撤单, 评价), for ${Math.round(ttlSeconds / 86_400)} days.`,
-      security: [], params: IntakeParams, body: IntakeBody, response: { 201: IntakeAnswer, ...problemResponses },
+      description: `No token needed; limited per client address (${perWindow || 'no limit'}; 429 RATE_LIMITED beyond). The workflow's start must be \`by anyone\` (403 INTAKE_NOT_OPEN otherwise). The data is checked as for any start (422 VALIDATION_FAILED naming the fields). The answer's \`token\` lets the resident read this one case and its history and send its resident events (e.g. 撤单, 评价), for ${Math.round(ttlSeconds / 86_400)} days. With an \`Idempotency-Key\` (at least 22 characters, made once per filled-in form), a retry gets the first answer (the same case, a token for it, or the same refusal) and opens no second case.`,
+      security: [], params: IntakeParams, headers: IntakeHeaders, body: IntakeBody, response: { 201: IntakeAnswer, ...problemResponses },
     },
     // Before the body is parsed or checked: a flood of bad forms costs its sender the same.
     onRequest: async (request, reply) => {
@@ -106,8 +129,11 @@ export const intakeRoutes: FastifyPluginAsyncTypebox<IntakeContext> = async (app
         fields: [{ path: 'orgUnit', code: 'reference', message: 'must be a community or a grid' }],
       });
     }
-    const actor = `${INTAKE_ACTOR_PREFIX}${randomUUID()}`;
-    const view = await engine.startCase({ workflow, version: def.row.version, orgUnit, data, actor });
+    const key = request.headers['idempotency-key'];
+    const actor = key === undefined ? `${INTAKE_ACTOR_PREFIX}${randomUUID()}` : residentOf(workflow, key);
+    // With a key, the newest version rather than the one just read: the version is part of what a
+    // retry must repeat, and a retry after a deploy is still the same form.
+    const view = await engine.startCase({ workflow, orgUnit, data, actor, ...(key === undefined ? { version: def.row.version } : { idempotencyKey: key }) });
     const { token, expiresAt } = await signCaseToken(jwtSecret, actor, view.id, { ttlSeconds });
     metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'start' });
     // No personal data on the log line: the case id leads to it for those who may read it.

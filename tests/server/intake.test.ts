@@ -15,8 +15,11 @@ let h: Harness;
 
 type Who = string | { readonly token: string } | null;
 
-async function call(method: 'GET' | 'POST' | 'PUT', url: string, who: Who, payload?: unknown, options: { app?: App; remoteAddress?: string } = {}): Promise<Res> {
-  const headers = who === null ? {} : typeof who === 'string' ? await h.auth(who) : { authorization: `Bearer ${who.token}` };
+type CallOptions = { app?: App; remoteAddress?: string; headers?: Record<string, string> };
+
+async function call(method: 'GET' | 'POST' | 'PUT', url: string, who: Who, payload?: unknown, options: CallOptions = {}): Promise<Res> {
+  const auth = who === null ? {} : typeof who === 'string' ? await h.auth(who) : { authorization: `Bearer ${who.token}` };
+  const headers = { ...auth, ...options.headers };
   const r = await (options.app ?? h.app).inject({
     method, url, headers, ...(options.remoteAddress === undefined ? {} : { remoteAddress: options.remoteAddress }),
     ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
@@ -35,7 +38,7 @@ interface Intake {
   readonly res: Res;
 }
 
-async function intake(body: unknown = FORM, options: { app?: App; remoteAddress?: string } = {}): Promise<Intake> {
+async function intake(body: unknown = FORM, options: CallOptions = {}): Promise<Intake> {
   const res = await call('POST', WUDAN, null, body, options);
   expect(res.status, res.text).toBe(201);
   const c = res.body['case'] as { id: string };
@@ -175,6 +178,48 @@ describe('the intake form', () => {
     expect(JSON.stringify(phone.body['fields'])).toContain('电话');
     expectProblem(await call('POST', WUDAN, null, { ...FORM, version: 1 }), 400, 'BAD_REQUEST');
     expectProblem(await call('POST', WUDAN, null, { data: ORDER }), 400, 'BAD_REQUEST');
+    expect(await caseCount()).toBe(n);
+  });
+
+  it('answers a retry of a form sent with an Idempotency-Key with the first answer: the same case and resident, a token for it, no second case', async () => {
+    const n = await caseCount();
+    const key = { 'idempotency-key': 'form-7f3c9a2e-5b1d-4c8e-9a6f-1e2d3c4b5a69' };
+    const first = await intake(FORM, { headers: key });
+    const retry = await intake(FORM, { headers: key });
+    expect(await caseCount()).toBe(n + 1);
+    expect({ id: retry.id, actor: retry.actor }).toEqual({ id: first.id, actor: first.actor });
+    expect(first.actor).toMatch(/^居民:[0-9a-f-]{36}$/);
+    expect(retry.res.body['case']).toEqual(first.res.body['case']);
+    // The retry's token is as good as the first's: the resident may have lost the first answer.
+    expect(decodeJwt(retry.token.token)).toMatchObject({ sub: first.actor, case: first.id });
+    expect((await call('GET', `/v1/cases/${u(first.id)}`, retry.token)).status).toBe(200);
+    // The key names the form: another key is another form and another resident.
+    const other = await intake(FORM, { headers: { 'idempotency-key': 'form-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d' } });
+    expect(other.id).not.toBe(first.id);
+    expect(other.actor).not.toBe(first.actor);
+    expect(await caseCount()).toBe(n + 2);
+  });
+
+  it('refuses an intake Idempotency-Key reused for a different form (422) or too short to be unguessable (400), writing nothing', async () => {
+    const key = { 'idempotency-key': 'form-2b8e6d4c-1a3f-4e5d-b7c9-0f1e2d3c4b5a' };
+    await intake(FORM, { headers: key });
+    const n = await caseCount();
+    const changed = await call('POST', WUDAN, null, { ...FORM, data: { ...ORDER, 心愿: '换一个心愿' } }, { headers: key });
+    expectProblem(changed, 422, 'IDEMPOTENCY_KEY_REUSED');
+    const short = await call('POST', WUDAN, null, FORM, { headers: { 'idempotency-key': 'retry-1' } });
+    expectProblem(short, 400, 'BAD_REQUEST');
+    expect(short.text).toContain('idempotency-key');
+    expect(await caseCount()).toBe(n);
+  });
+
+  it('replays a refusal to a retry of the same form, and stores no case', async () => {
+    const n = await caseCount();
+    const key = { 'idempotency-key': 'form-9c8b7a6d-5e4f-4321-8abc-def012345678' };
+    const body = { ...FORM, data: { ...ORDER, 电话: '123' } };
+    expectProblem(await call('POST', WUDAN, null, body, { headers: key }), 422, 'VALIDATION_FAILED');
+    const again = await call('POST', WUDAN, null, body, { headers: key });
+    expectProblem(again, 422, 'VALIDATION_FAILED');
+    expect(again.body['replayed']).toBe(true);
     expect(await caseCount()).toBe(n);
   });
 
