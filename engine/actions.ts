@@ -9,7 +9,7 @@ import type { CaseContext, CaseEvent, Runtime } from '../dsl/runtime.ts';
 import type { FieldType, Type, Value } from '../dsl/types.ts';
 import type { WhoSpec } from '../dsl/compile.ts';
 import { authorize, type Authorization } from './authorize.ts';
-import type { Engine } from './engine.ts';
+import type { CaseState, Engine } from './engine.ts';
 import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { liveOracle, type OrgView } from './org.ts';
@@ -270,7 +270,15 @@ export async function actionContext(engine: Engine): Promise<ActionContext> {
  * // [{ event: '派单', label: '派单', who: '社区书记 of 永乐社区; 街道书记 of 永乐社区', payloadSchema: { … } }]
  */
 export async function availableActions(engine: Engine, caseId: string, actorId: string): Promise<AvailableAction[]> {
-  const cs = await engine.caseState(caseId);
+  return actionsInState(engine, await engine.caseState(caseId), actorId);
+}
+
+/**
+ * {@link availableActions} for a case already read with `engine.caseState` (a caller that checks
+ * the case before offering its actions reads it once).
+ * @example const cs = await engine.caseState(id); const actions = await actionsInState(engine, cs, actor);
+ */
+export async function actionsInState(engine: Engine, cs: Pick<CaseState, 'runtime' | 'snapshot' | 'suspended'>, actorId: string): Promise<AvailableAction[]> {
   return actionsFor(cs.runtime, cs.snapshot, cs.suspended, actorId, await actionContext(engine));
 }
 

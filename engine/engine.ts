@@ -88,6 +88,16 @@ export interface StartInput {
   readonly caseId?: string;
 }
 
+/** A case as {@link Engine.caseState} reads it: what the step functions need, and its view. */
+export interface CaseState {
+  readonly runtime: Runtime;
+  readonly snapshot: CaseSnapshot;
+  readonly definition: DefinitionRow;
+  readonly version: number;
+  readonly suspended: boolean;
+  readonly view: CaseView;
+}
+
 export interface SendInput {
   readonly type: string;
   readonly payload?: Readonly<Record<string, unknown>>;
@@ -345,11 +355,14 @@ export class Engine {
     return this.view(id, await this.fetch(id, true));
   }
 
-  /** The runtime and snapshot of a case, for callers that need both (available actions, migration). */
-  async caseState(id: string): Promise<{ runtime: Runtime; snapshot: CaseSnapshot; definition: DefinitionRow; version: number; suspended: boolean }> {
+  /**
+   * The runtime and snapshot of a case, for callers that need both (available actions, migration),
+   * with its view as `getCase` gives it, all from one read.
+   */
+  async caseState(id: string): Promise<CaseState> {
     const c = await this.fetch(id, true);
     const def = await this.loadDefinition(c.definitionId);
-    return { runtime: def.runtime, snapshot: c.snapshot, definition: def.row, version: c.version, suspended: c.suspended };
+    return { runtime: def.runtime, snapshot: c.snapshot, definition: def.row, version: c.version, suspended: c.suspended, view: toView(id, c, def.row) };
   }
 
   // ---- writing ---------------------------------------------------------------------------

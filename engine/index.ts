@@ -1,7 +1,7 @@
 // The case engine: the pure step over XState, the in-memory engine for scenarios, and the engine on
 // Postgres/PGlite with timers, outbox, audit, KPIs and case operations. Storage is in store/.
 export { Engine, systemClock } from './engine.ts';
-export type { CaseView, Clock, DeployResult, EngineOptions, SendInput, StartInput } from './engine.ts';
+export type { CaseState, CaseView, Clock, DeployResult, EngineOptions, SendInput, StartInput } from './engine.ts';
 export { EngineError, ERRORS } from './errors.ts';
 export type { ErrorCode } from './errors.ts';
 export { applyEvent, startCase, acceptedEvents, replayEvent, isTimerEvent } from './step.ts';
@@ -17,7 +17,7 @@ export { loadFixtures, runScenario } from './scenario.ts';
 export { runDueTimers, TimerPoller } from './timers.ts';
 export { OutboxWorker, pointsBalance } from './outbox.ts';
 export { verify, replay, replayCases, auditCases, stateAt, systemEventReplayers } from './audit.ts';
-export { availableActions, inbox } from './actions.ts';
+export { actionsInState, availableActions, inbox } from './actions.ts';
 export { linkCases, migrateCases, reassignCase, resumeCase, suspendCase } from './admin.ts';
 export { kpis } from './kpis.ts';
 export { ChangeFeed, watchCase, watchInbox } from './changes.ts';

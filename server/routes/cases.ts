@@ -6,7 +6,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { availableActions } from '../../engine/actions.ts';
+import { actionsInState } from '../../engine/actions.ts';
 import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from '../../engine/cursor.ts';
 import { caseHistory, listCases } from '../../engine/queries.ts';
 import { personalDataReadPage } from '../../engine/store/personal-data.ts';
@@ -144,8 +144,10 @@ export const caseRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, {
     },
   }, async (request) => {
     const { actor } = principalOf(request);
-    const view = await privacy.readableCase(request, request.params.id);
-    return caseBody(view, await availableActions(engine, view.id, actor), await privacy.forRead(request, view));
+    // One read for the access check, the view and the actions.
+    const cs = await engine.caseState(request.params.id);
+    await privacy.requireVisible(request, cs.view);
+    return caseBody(cs.view, await actionsInState(engine, cs, actor), await privacy.forRead(request, cs.view));
   });
 
   app.post('/v1/cases/:id/events', {

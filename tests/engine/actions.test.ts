@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { fileLoader } from '../../cli/main.ts';
 import type { FieldType } from '../../dsl/types.ts';
-import { availableActions, fieldTypesToJsonSchema, inbox, type JsonSchema } from '../../engine/actions.ts';
+import { actionsInState, availableActions, fieldTypesToJsonSchema, inbox, type JsonSchema } from '../../engine/actions.ts';
 import { suspendCase } from '../../engine/admin.ts';
 import { Engine } from '../../engine/engine.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -102,6 +102,18 @@ describe('fieldTypesToJsonSchema', () => {
 });
 
 describe('availableActions', () => {
+  it('gives the same for a case read once with caseState (actionsInState), whose view is getCase\'s', async () => {
+    const c = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: WISH });
+    await engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' } });
+    const cs = await engine.caseState(c.id);
+    expect(cs.view).toEqual(await engine.getCase(c.id));
+    expect(cs.view.version).toBe(2);
+    for (const actor of ['社区书记张', '卫健局书记钱', '居民王先生', '党员李', '社区书记刘']) {
+      expect(await actionsInState(engine, cs, actor)).toEqual(await availableActions(engine, c.id, actor));
+    }
+    expect((await actionsInState(engine, cs, '卫健局书记钱')).length).toBeGreaterThan(0);
+  });
+
   it('offers each actor what the state accepts from them, with who may send it and the form', async () => {
     const c = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: WISH });
     const secretary = await availableActions(engine, c.id, '社区书记张');
