@@ -4,6 +4,7 @@
  * events these operations record go through the engine's one-statement append like any other.
  */
 import type { OpenedDatabase } from './open.ts';
+import { heldUnitsCte, reachesCase } from './reach.ts';
 import { iso } from './rows.ts';
 
 function json(v: unknown): string {
@@ -145,11 +146,7 @@ export interface InboxPosition {
  */
 export async function inboxCandidates(store: OpenedDatabase, actorId: string, after: InboxPosition | null, limit: number): Promise<CaseListRow[]> {
   const rows = await store.query<ListRow>(
-    `with recursive held(id) as (
-       select org_unit_id from actor_roles where actor_id = $1
-       union
-       select u.id from org_units u join held h on u.parent_id = h.id
-     ), page as (
+    `with recursive ${heldUnitsCte('$1')}, page as (
        select c.*, (extract(epoch from c.created_at) * 1000000)::bigint as created_key
          from cases c
         where c.status = 'active'
@@ -158,10 +155,7 @@ export async function inboxCandidates(store: OpenedDatabase, actorId: string, af
             p.created_key::text as created_us
        from page p join definitions d on d.id = p.definition_id
       where ($2::bigint is null or (p.created_key, p.id) > ($2::bigint, $3::text))
-        and (p.org_unit_id in (select id from held)
-             or p.snapshot->>'submitter' = $1
-             or exists (select 1 from jsonb_path_query(p.data, 'lax $.*[*]') v
-                         where jsonb_typeof(v) = 'string' and (v #>> '{}' = $1 or v #>> '{}' in (select id from held))))
+        and ${reachesCase('p', '$1')}
       order by p.created_key, p.id
       limit $4`,
     [actorId, after?.createdUs ?? null, after?.id ?? null, limit], 'wf_admin_inbox_candidates');

@@ -5,6 +5,7 @@
  * so a page stays cheap however deep the reader goes and rows inserted meanwhile are not skipped.
  */
 import type { OpenedDatabase } from './open.ts';
+import { heldUnitsCte, reachesCase } from './reach.ts';
 import { eventFromRow, iso, type EventRecord } from './rows.ts';
 
 
@@ -92,11 +93,7 @@ export async function casePage(store: OpenedDatabase, q: CaseQuery): Promise<Cas
        select id from org_units where $3::text is not null and id = $3
        union
        select u.id from org_units u join under h on u.parent_id = h.id
-     ), held(id) as (
-       select org_unit_id from actor_roles where $10::text is not null and actor_id = $10
-       union
-       select u.id from org_units u join held h on u.parent_id = h.id
-     ), keyed as (
+     ), ${heldUnitsCte('$10')}, keyed as (
        select c.*, (extract(epoch from c.created_at) * 1000000)::bigint as created_key from cases c
      )
      select k.id, d.name as workflow, k.definition_id, d.version as def_version, k.state, k.status, k.org_unit_id,
@@ -109,11 +106,7 @@ export async function casePage(store: OpenedDatabase, q: CaseQuery): Promise<Cas
         and ($5::timestamptz is null or k.created_at >= $5::timestamptz)
         and ($6::timestamptz is null or k.created_at < $6::timestamptz)
         and ($7::bigint is null or (k.created_key, k.id) < ($7::bigint, $8::text))
-        and ($10::text is null
-             or k.org_unit_id in (select id from held)
-             or k.snapshot->>'submitter' = $10
-             or exists (select 1 from jsonb_path_query(k.data, 'lax $.*[*]') v
-                         where jsonb_typeof(v) = 'string' and (v #>> '{}' = $10 or v #>> '{}' in (select id from held))))
+        and ($10::text is null or ${reachesCase('k', '$10')})
       order by k.created_key desc, k.id desc
       limit $9`,
     [
