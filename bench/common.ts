@@ -19,6 +19,12 @@ export const settings = {
   concurrency: Number(process.env['BENCH_CONCURRENCY'] ?? 16),
   rounds: Number(process.env['BENCH_ROUNDS'] ?? 3),
   roundMs: Number(process.env['BENCH_ROUND_MS'] ?? 4000),
+  /**
+   * How long each path runs before the rounds (JIT, prepared statements, caches, connections). One
+   * second left the HTTP path short of its steady state: its first round came out 10-25% below the
+   * next two in every run.
+   */
+  warmupMs: Number(process.env['BENCH_WARMUP_MS'] ?? 3000),
   cases: Number(process.env['BENCH_CASES'] ?? 1000),
 } as const;
 

@@ -12,7 +12,7 @@ import { replayCases } from '../engine/audit.ts';
 import { Engine } from '../engine/engine.ts';
 import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
-const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
+const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, warmupMs: WARMUP_MS, cases: CASES } = settings;
 
 async function main(): Promise<void> {
   const db = await openBench(`${CONCURRENCY} in flight`);
@@ -34,8 +34,8 @@ async function main(): Promise<void> {
     };
 
     // Warm both paths (JIT, prepared statements, caches), then alternate.
-    await timed(1000, CONCURRENCY, raw);
-    await timed(1000, CONCURRENCY, viaEngine);
+    await timed(WARMUP_MS, CONCURRENCY, raw);
+    await timed(WARMUP_MS, CONCURRENCY, viaEngine);
     const rawRates: number[] = [];
     const engineRates: number[] = [];
     const ratios: number[] = [];

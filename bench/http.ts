@@ -25,7 +25,7 @@ import { signToken } from '../server/auth.ts';
 import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
 const LOAD_GENERATOR = '--load-generator';
-const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, cases: CASES } = settings;
+const { json, pool: POOL, concurrency: CONCURRENCY, rounds: ROUNDS, roundMs: ROUND_MS, warmupMs: WARMUP_MS, cases: CASES } = settings;
 
 /** What the parent asks the load generator to do: one timed autocannon run. */
 interface RunRequest {
@@ -177,8 +177,8 @@ async function main(): Promise<void> {
     };
 
     // Warm both paths (JIT, prepared statements, caches, keep-alive), then alternate.
-    await timed(1000, CONCURRENCY, raw);
-    await viaHttp(1000);
+    await timed(WARMUP_MS, CONCURRENCY, raw);
+    await viaHttp(WARMUP_MS);
     const rawRates: number[] = [];
     const httpRates: number[] = [];
     const ratios: number[] = [];
