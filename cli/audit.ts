@@ -35,7 +35,7 @@ export interface AuditIo {
 /** A reason the audit cannot run (exit 2), said in full. */
 export class AuditSetupError extends Error {}
 
-/** Worker threads pay for themselves from about this many cases (a thread takes a fraction of a second to start). */
+/** Worker threads pay for themselves from about this many cases (a thread takes half a second to two seconds to start). */
 const WORKERS_FROM_CASES = 5_000;
 /** Problems listed on stdout per check; `--json` gives all. */
 const LISTED = 50;

@@ -428,7 +428,7 @@ export interface ReplayCasesOptions {
    * Threads to work on (default 0: this one). On Postgres, each worker thread opens its own
    * connections and takes every n-th batch. Ignored on PGlite, whose database lives in this thread,
    * and when replayers of system events were added at run time (a worker has only the built-in
-   * ones). Starting a thread costs a fraction of a second: worth it for thousands of cases.
+   * ones). Starting a thread costs half a second to two seconds: worth it for thousands of cases.
    */
   readonly workers?: number;
   /** Hears after each batch (on worker threads, after each batch of any thread) how far the work has come. */
