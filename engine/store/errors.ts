@@ -49,6 +49,7 @@ export const SQLSTATE = {
   archiveHeadMismatch: 'WFA03',
   archiveNothing: 'WFA04',
   archiveChainGap: 'WFA05',
+  casesNotTruncated: 'WFA06',
   insufficientPrivilege: '42501',
   uniqueViolation: '23505',
   duplicateObject: '42710',

@@ -39,7 +39,7 @@ describe(`store on ${backend}`, () => {
   describe('migrations', () => {
     it('are applied on open, with their bookkeeping in the store schema', async () => {
       expect(store.kind).toBe(backend);
-      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order']);
+      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys']);
       const tables = await sql<{ table_name: string }>`
         select table_name from information_schema.tables
         where table_schema = ${store.schema} and table_name like 'kysely_migration%' order by table_name`.execute(store.db);
@@ -48,6 +48,19 @@ describe(`store on ${backend}`, () => {
 
     it('are idempotent: migrating again applies nothing', async () => {
       expect(await migrate(store.db)).toEqual([]);
+    });
+
+    it('leave the history tables without foreign keys to cases (migration 0006): the batch statement writes their rows only with the case row it updates', async () => {
+      const { rows } = await sql<{ rel: string }>`
+        select c.relname as rel from pg_constraint k
+        join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+        where k.contype = 'f' and n.nspname = ${store.schema} and k.confrelid = (select oid from pg_class where relname = 'cases' and relnamespace = n.oid)
+        order by 1`.execute(store.db);
+      const referencing = rows.map((r) => r.rel);
+      expect(referencing).not.toContain('events');
+      expect(referencing).not.toContain('outbox');
+      // The others keep theirs: none is written on every event.
+      expect(referencing).toEqual(['case_links', 'case_links', 'notifications', 'personal_data_reads', 'points_ledger', 'timers']);
     });
 
     it('lead the key of every table that grows with cases with case_id (DESIGN §3 scale-out)', async () => {
@@ -103,9 +116,18 @@ describe(`store on ${backend}`, () => {
       ['UPDATE', sql`update events set type = 'forged' where case_id = 'append-1'`],
       ['DELETE', sql`delete from events where case_id = 'append-1'`],
       ['TRUNCATE', sql`truncate events`],
-      ['TRUNCATE … CASCADE from cases', sql`truncate cases cascade`],
     ])('refuses %s, even for the owner', async (_name, statement) => {
       expect(await sqlStateOfRejection(statement.execute(store.db))).toBe(SQLSTATE.eventsAppendOnly);
+      const count = await store.db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).where('case_id', '=', 'append-1').executeTakeFirstOrThrow();
+      expect(count.n).toBe('2');
+    });
+
+    // The events no longer reference cases (migration 0006), so the cascade does not reach their guard; the cases' own does.
+    it('refuses TRUNCATE … CASCADE from cases, even for the owner, leaving cases and events as they were', async () => {
+      const cases = async (): Promise<string> => (await store.db.selectFrom('cases').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n;
+      const before = await cases();
+      expect(await sqlStateOfRejection(sql`truncate cases cascade`.execute(store.db))).toBe(SQLSTATE.casesNotTruncated);
+      expect(await cases()).toBe(before);
       const count = await store.db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).where('case_id', '=', 'append-1').executeTakeFirstOrThrow();
       expect(count.n).toBe('2');
     });

@@ -6,6 +6,7 @@ import * as auditGuards from './0002-audit-guards.ts';
 import * as outboxDeliveries from './0003-outbox-deliveries.ts';
 import * as personalDataReads from './0004-personal-data-reads.ts';
 import * as eventOrder from './0005-event-order.ts';
+import * as historyWritesWithoutForeignKeys from './0006-history-writes-without-foreign-keys.ts';
 
 /**
  * Every migration of the store, by name.
@@ -21,4 +22,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0003-outbox-deliveries': outboxDeliveries,
   '0004-personal-data-reads': personalDataReads,
   '0005-event-order': eventOrder,
+  '0006-history-writes-without-foreign-keys': historyWritesWithoutForeignKeys,
 });
