@@ -184,6 +184,8 @@ export class Engine {
   private readonly orgMaxAgeMs: number;
   private readonly caseCacheSize: number;
   private readonly cases = new Map<string, CachedCase>();
+  /** The answers `startCase`/`sendEvent` gave from an idempotency record rather than by applying. */
+  private readonly replayedAnswers = new WeakSet<CaseView>();
   private readonly loadStored: (id: string) => Promise<LoadedDefinition>;
   private readonly batcher: AppendBatcher;
   /** The tail of each case's queue of writes in this process: one event of a case at a time. */
@@ -600,7 +602,19 @@ export class Engine {
     const r = prior.response as { case?: CaseView; error?: { code: ErrorCode; message: string; details: Record<string, unknown> } };
     if (r.error !== undefined) throw new EngineError(r.error.code, r.error.message, { ...r.error.details, replayed: true });
     if (r.case === undefined) throw new EngineError('UNAVAILABLE', 'The stored answer for this key is unreadable.', {});
-    return r.case;
+    const view = { ...r.case };
+    this.replayedAnswers.add(view);
+    return view;
+  }
+
+  /**
+   * Whether a view `startCase` or `sendEvent` returned is a replayed answer: the first answer to a
+   * retry under the same idempotency key, nothing applied this time (for metrics and logs that
+   * count what was applied).
+   * @example const view = await engine.sendEvent(id, input); if (!engine.isReplayed(view)) applied.inc();
+   */
+  isReplayed(view: CaseView): boolean {
+    return this.replayedAnswers.has(view);
   }
 
   /**

@@ -131,8 +131,11 @@ export const caseRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, {
       ...(b.onBehalfOf === undefined ? {} : { onBehalfOf: b.onBehalfOf }),
       ...(key === undefined ? {} : { idempotencyKey: key }),
     });
-    metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'start' });
-    request.log.info({ caseId: view.id, workflow: view.workflow, state: view.state }, 'case started');
+    if (engine.isReplayed(view)) request.log.info({ caseId: view.id }, 'start answered again for its idempotency key');
+    else {
+      metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'start' });
+      request.log.info({ caseId: view.id, workflow: view.workflow, state: view.state }, 'case started');
+    }
     return reply.code(201).header('location', `/v1/cases/${encodeURIComponent(view.id)}`).send(caseBody(view, undefined, await privacy.forWrite(request, view)));
   });
 
@@ -169,8 +172,11 @@ export const caseRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (app, {
       ...(b.onBehalfOf === undefined ? {} : { onBehalfOf: b.onBehalfOf }),
       ...(key === undefined ? {} : { idempotencyKey: key }),
     });
-    metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'event' });
-    request.log.info({ caseId: view.id, event: b.type, state: view.state, version: view.version }, 'event applied');
+    if (engine.isReplayed(view)) request.log.info({ caseId: view.id, event: b.type }, 'event answered again for its idempotency key');
+    else {
+      metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'event' });
+      request.log.info({ caseId: view.id, event: b.type, state: view.state, version: view.version }, 'event applied');
+    }
     return caseBody(view, undefined, await privacy.forWrite(request, view));
   });
 

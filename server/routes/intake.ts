@@ -135,9 +135,12 @@ export const intakeRoutes: FastifyPluginAsyncTypebox<IntakeContext> = async (app
     // retry must repeat, and a retry after a deploy is still the same form.
     const view = await engine.startCase({ workflow, orgUnit, data, actor, ...(key === undefined ? { version: def.row.version } : { idempotencyKey: key }) });
     const { token, expiresAt } = await signCaseToken(jwtSecret, actor, view.id, { ttlSeconds });
-    metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'start' });
-    // No personal data on the log line: the case id leads to it for those who may read it.
-    request.log.info({ caseId: view.id, workflow: view.workflow, state: view.state, actor }, 'case started through the intake form');
+    // No personal data on the log lines: the case id leads to it for those who may read it.
+    if (engine.isReplayed(view)) request.log.info({ caseId: view.id, actor }, 'intake form answered again for its idempotency key');
+    else {
+      metrics.eventsApplied.inc({ workflow: view.workflow, kind: 'start' });
+      request.log.info({ caseId: view.id, workflow: view.workflow, state: view.state, actor }, 'case started through the intake form');
+    }
     return reply.code(201).header('location', `/v1/cases/${encodeURIComponent(view.id)}`).send({
       // Unmasked: the caller is the submitter, reading back what they just sent.
       case: caseBody(view), actor, token, tokenExpiresAt: expiresAt,

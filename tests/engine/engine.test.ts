@@ -120,8 +120,12 @@ describe('idempotency', () => {
     const first = await engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: 'k1' });
     const again = await engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: 'k1' });
     expect(again).toEqual(first);
+    // Told apart for whoever counts what was applied.
+    expect([engine.isReplayed(first), engine.isReplayed(again)]).toEqual([false, true]);
     const fresh = new Engine({ store, clock });
-    expect(await fresh.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: 'k1' })).toEqual(first);
+    const fromAnother = await fresh.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县卫健局' }, idempotencyKey: 'k1' });
+    expect(fromAnother).toEqual(first);
+    expect(fresh.isReplayed(fromAnother)).toBe(true);
     expect((await loadEvents(store, c.id)).length).toBe(2);
     const reused = await refusal(engine.sendEvent(c.id, { type: '派单', actor: '社区书记张', payload: { 单位: '县民政局' }, idempotencyKey: 'k1' }));
     expect(reused.code).toBe('IDEMPOTENCY_KEY_REUSED');
@@ -143,6 +147,7 @@ describe('idempotency', () => {
     const a = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA, idempotencyKey: 'start-1' });
     const b = await engine.startCase({ workflow: '五单服务', orgUnit: '永乐社区', actor: '居民王先生', data: DATA, idempotencyKey: 'start-1' });
     expect(b.id).toBe(a.id);
+    expect([engine.isReplayed(a), engine.isReplayed(b)]).toEqual([false, true]);
     expect((await loadEvents(store, a.id)).length).toBe(1);
   });
 });

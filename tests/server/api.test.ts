@@ -100,6 +100,19 @@ describe('operations', () => {
     expect(r.text).not.toContain(id);
   });
 
+  it('counts an event answered again for its Idempotency-Key once in events applied', async () => {
+    const applied = async (): Promise<number> => {
+      const m = /wf_events_applied_total\{workflow="五单服务",kind="event"\} (\d+)/.exec((await call('GET', '/metrics')).text);
+      return Number(m?.[1] ?? 0);
+    };
+    const id = await startOrder();
+    const before = await applied();
+    const key = { 'idempotency-key': 'dispatch-counted-once' };
+    expect((await send(id, '社区书记张', '派单', { 单位: '县卫健局' }, key)).status).toBe(200);
+    expect((await send(id, '社区书记张', '派单', { 单位: '县卫健局' }, key)).status).toBe(200);
+    expect(await applied()).toBe(before + 1);
+  });
+
   it('answers an unknown route with 404 ROUTE_NOT_FOUND, token or not', async () => {
     expectProblem(await call('GET', '/v1/nothing-here'), 404, 'ROUTE_NOT_FOUND');
     expectProblem(await call('DELETE' as 'GET', '/v1/cases', '督查员周'), 404, 'ROUTE_NOT_FOUND');
