@@ -173,7 +173,8 @@ function storable(value: unknown, path: string, out: Collector): void {
       }
     } else if (typeof v === 'object' && v !== null) {
       if (depth > MAX_DEPTH) {
-        out.add(pathOf(next), 'too_deep', `${name(pathOf(next))} is nested more than ${MAX_DEPTH} lists or objects deep; send a flatter value.`);
+        const p = pathOf(next);
+        out.add(p, 'too_deep', `${name(p)} is nested more than ${MAX_DEPTH} lists or objects deep; send a flatter value.`);
         found++;
       } else if (Array.isArray(v)) {
         // Pushed in reverse, so problems are reported in the input's order.

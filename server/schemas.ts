@@ -117,7 +117,6 @@ export const CaseSchema = Type.Object({
 
 export type CaseBody = Static<typeof CaseSchema>;
 
-
 /**
  * The API form of a case: a plain copy, so engine-internal readonly structures never leak into
  * the wire type. Pass `shown` (from server/privacy.ts) for the data the caller may see; without
@@ -135,7 +134,16 @@ export function caseBody(v: CaseView, actions?: readonly AvailableAction[], show
   };
 }
 
-/** `Idempotency-Key`: a client-chosen key that makes a retry return the first answer. */
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7E]+$', description: 'Retries with the same key get the first answer.' })),
-});
+/**
+ * Headers with an optional `Idempotency-Key`: a client-chosen key of visible ASCII, `minLength`
+ * (default 1) to 200 characters, that makes a retry return the first answer.
+ * @example const Headers = idempotencyHeaders({ minLength: 22, description: 'Made once per form.' });
+ */
+export function idempotencyHeaders(options: { readonly minLength?: number; readonly description: string }) {
+  return Type.Object({
+    'idempotency-key': Type.Optional(Type.String({ minLength: options.minLength ?? 1, maxLength: 200, pattern: '^[\\x21-\\x7E]+$', description: options.description })),
+  });
+}
+
+/** `Idempotency-Key` as the case routes take it. */
+export const IdempotencyHeaders = idempotencyHeaders({ description: 'Retries with the same key get the first answer.' });

@@ -17,16 +17,17 @@
  * holds no role, so a start by role could never admit them; a start by anyone says the policy
  * author meant residents to open cases.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { EngineError } from '../../engine/errors.ts';
+import { sha256Hex } from '../../engine/hash.ts';
 import { DEFAULT_CASE_TOKEN_TTL_SECONDS, signCaseToken } from '../auth.ts';
 import type { RouteContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import { caseBody, CaseSchema, NameString, problemResponses } from '../schemas.ts';
+import { caseBody, CaseSchema, idempotencyHeaders, NameString, problemResponses } from '../schemas.ts';
 
 /** 10 forms an hour from one address: a household's worth, not a script's. */
 export const DEFAULT_INTAKE_RATE_LIMIT = { max: 10, timeWindowMs: 3_600_000 } as const;
@@ -57,11 +58,9 @@ const IntakeBody = Type.Object({
   data: Type.Record(Type.String(), Type.Unknown(), { description: 'The case data, checked against the workflow\'s case schema (for 五单服务: 社区, 姓名, 电话, 心愿, 类别).' }),
 }, { additionalProperties: false });
 
-const IntakeHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({
-    minLength: 22, maxLength: 200, pattern: '^[\\x21-\\x7E]+$',
-    description: 'A random value made once per filled-in form (a UUID will do; at least 22 characters, as whoever holds it can claim the case): a retry with it gets the first answer, the same case and a token for it, and opens no second case.',
-  })),
+const IntakeHeaders = idempotencyHeaders({
+  minLength: 22,
+  description: 'A random value made once per filled-in form (a UUID will do; at least 22 characters, as whoever holds it can claim the case): a retry with it gets the first answer, the same case and a token for it, and opens no second case.',
 });
 
 /**
@@ -69,7 +68,7 @@ const IntakeHeaders = Type.Object({
  * that form (so the engine finds the first answer), unrelated to the key for anyone reading it.
  */
 function residentOf(workflow: string, key: string): string {
-  const h = createHash('sha256').update(`intake\u0000${workflow}\u0000${key}`).digest('hex');
+  const h = sha256Hex(`intake\u0000${workflow}\u0000${key}`);
   return `${INTAKE_ACTOR_PREFIX}${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
