@@ -18,7 +18,6 @@ async function main(): Promise<void> {
   const db = await openBench(`${CONCURRENCY} in flight`);
   const { store, rawPool, synchronousCommit: sc } = db;
   try {
-
     // Cases, each owned by one worker so workers do not contend for the same row (as a router would arrange).
     const { engine, caseIds: ids } = await seedBench(store, CASES);
 
@@ -57,8 +56,8 @@ async function main(): Promise<void> {
     log(`sendEvent: ${eventsPerSec.toFixed(0)} events/s; raw pg transaction: ${rawPgPerSec.toFixed(0)}/s; ratio ${ratio.toFixed(2)} (target ≥ 1.0); engine process CPU ${(median(nodeCpu) * 100).toFixed(0)}% of a core`);
 
     // Replay every case written above, through the stored machine.
-    // On this thread by default: a worker thread takes about half a second to start, which the
-    // ~30,000 events here do not repay. BENCH_REPLAY_WORKERS=n replays on n threads (worth it from
+    // On this thread by default: a worker thread takes half a second to two seconds to start and
+    // replays cold (no JIT yet), which the 30,000-50,000 events here do not repay. BENCH_REPLAY_WORKERS=n replays on n threads (worth it from
     // about 100,000 events on this machine).
     const fresh = new Engine({ store });
     const workers = Number(process.env['BENCH_REPLAY_WORKERS'] ?? 0);
