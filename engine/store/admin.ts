@@ -5,7 +5,7 @@
  */
 import type { OpenedDatabase } from './open.ts';
 import { heldUnitsCte, reachesCase } from './reach.ts';
-import { iso } from './rows.ts';
+import { anyOfJsonIds, iso } from './rows.ts';
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null);
@@ -185,7 +185,7 @@ export async function casesForMigration(store: OpenedDatabase, sel: MigrationSel
       where d.name = $1
         and ($3::int is null or d.version = $3)
         and ($4::jsonb is null or c.state = $4::jsonb)
-        and ($5::jsonb is null or c.id in (select jsonb_array_elements_text($5::jsonb)))
+        and ($5::jsonb is null or ${anyOfJsonIds('c.id', '$5')})
         and ($5::jsonb is not null or (c.definition_id <> $2 and c.status in ('active', 'stopped')))
         and ($6::text is null or c.id > $6)
       order by c.id
@@ -205,7 +205,7 @@ export async function casesByIds(store: OpenedDatabase, ids: readonly string[]):
   const rows = await store.query<ListRow>(
     `select ${LIST_COLUMNS}
        from cases c join definitions d on d.id = c.definition_id
-      where c.id in (select jsonb_array_elements_text($1::jsonb))`,
+      where ${anyOfJsonIds('c.id', '$1')}`,
     [json(ids)], 'wf_changes_cases');
   return rows.map(toListRow);
 }

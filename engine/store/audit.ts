@@ -4,7 +4,7 @@
  */
 import type { CaseRow, EventRecord } from './cases.ts';
 import type { OpenedDatabase } from './open.ts';
-import { iso, isoUtcSql, replayFieldsFromRow, type ReplayFields } from './rows.ts';
+import { anyOfJsonIds, groupBySeq, iso, isoUtcSql, replayFieldsFromRow, type ReplayFields } from './rows.ts';
 
 
 /**
@@ -14,7 +14,7 @@ import { iso, isoUtcSql, replayFieldsFromRow, type ReplayFields } from './rows.t
 export async function loadCaseRows(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, CaseRow>> {
   const rows = await store.query<Record<string, unknown>>(
     `select id, definition_id, org_unit_id, state, status, data, snapshot, version, head_hash, created_at, updated_at
-       from cases where id in (select jsonb_array_elements_text($1::jsonb))`,
+       from cases where ${anyOfJsonIds('id', '$1')}`,
     [JSON.stringify(caseIds)], 'wf_audit_load_cases');
   const out = new Map<string, CaseRow>();
   for (const r of rows) {
@@ -49,14 +49,7 @@ export type ReplayRow = ReplayFields;
 export async function loadReplayLogs(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, ReplayRow[]>> {
   const rows = await store.query<Record<string, unknown>>(
     `select case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, ${isoUtcSql('recorded_at')} as recorded_at, facts, resulting_state
-       from events where case_id in (select jsonb_array_elements_text($1::jsonb)) order by case_id, seq`,
+       from events where ${anyOfJsonIds('case_id', '$1')}`,
     [JSON.stringify(caseIds)], 'wf_audit_load_replay_logs');
-  const out = new Map<string, ReplayRow[]>();
-  for (const r of rows) {
-    const e = replayFieldsFromRow(r);
-    const list = out.get(e.caseId);
-    if (list === undefined) out.set(e.caseId, [e]);
-    else list.push(e);
-  }
-  return out;
+  return groupBySeq(rows.map(replayFieldsFromRow));
 }

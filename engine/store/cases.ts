@@ -7,7 +7,7 @@
  */
 import { isStatementError } from './errors.ts';
 import type { OpenedDatabase } from './open.ts';
-import { eventFromRow, iso, type EventRecord } from './rows.ts';
+import { anyOfJsonIds, eventFromRow, groupBySeq, iso, type EventRecord } from './rows.ts';
 
 /** What the store knows of a case, enough to run its next step. */
 export interface CaseRow {
@@ -197,16 +197,9 @@ export async function loadEvents(store: OpenedDatabase, caseId: string, upTo?: s
 /** Events of many cases at once, grouped by case, for bulk replay. */
 export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, EventRecord[]>> {
   const rows = await store.query<Record<string, unknown>>(
-    'select * from events where case_id in (select jsonb_array_elements_text($1::jsonb)) order by case_id, seq',
+    `select * from events where ${anyOfJsonIds('case_id', '$1')}`,
     [json(caseIds)], 'wf_load_events_bulk');
-  const out = new Map<string, EventRecord[]>();
-  for (const r of rows) {
-    const e = eventFromRow(r);
-    const list = out.get(e.caseId);
-    if (list === undefined) out.set(e.caseId, [e]);
-    else list.push(e);
-  }
-  return out;
+  return groupBySeq(rows.map(eventFromRow));
 }
 
 // ---- group commit ---------------------------------------------------------------------------
