@@ -10,7 +10,7 @@ import type { FieldType, Type, Value } from '../dsl/types.ts';
 import type { WhoSpec } from '../dsl/compile.ts';
 import { authorize, type Authorization } from './authorize.ts';
 import type { CaseState, Engine } from './engine.ts';
-import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
+import { CREATED_US, decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { liveOracle, type OrgView } from './org.ts';
 import { acceptedEvents, type CaseSnapshot } from './step.ts';
@@ -319,7 +319,7 @@ function encodeInboxCursor(p: InboxPosition): string {
 
 function decodeInboxCursor(cursor: string): InboxPosition {
   return decodeCursor(cursor, { who: 'this inbox', field: 'cursor', hint: PAGE_CURSOR_HINT }, (v) =>
-    v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]+$/.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
+    v.length === 2 && typeof v[0] === 'string' && CREATED_US.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
 }
 
 /** A listed case row as the snapshot the step functions take. */

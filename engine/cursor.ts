@@ -32,3 +32,9 @@ export function decodeCursor<T>(cursor: string, refusal: { readonly who: string;
 
 /** The hint for a page cursor: give back what the previous page said. */
 export const PAGE_CURSOR_HINT = 'Pass back `nextCursor` from the previous page unchanged.';
+
+/**
+ * A case's paging key as a cursor carries it: its creation time in microseconds since the epoch
+ * (up to about the year 5000, so that the database can turn it back into a time).
+ */
+export const CREATED_US = /^[0-9]{1,17}$/;

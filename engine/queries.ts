@@ -5,7 +5,7 @@
  */
 import type { TraceEntry, Effect } from '../dsl/runtime.ts';
 import type { Engine } from './engine.ts';
-import { decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
+import { CREATED_US, decodeCursor, encodeCursor, PAGE_CURSOR_HINT } from './cursor.ts';
 import { EngineError } from './errors.ts';
 import { casePage, definitionList, historyPage, orgUnitList, orgUnitWithChildren, ping, type CasePosition, type DefinitionListRow, type OrgUnitListRow } from './store/queries.ts';
 import { latestDefinition } from './store/registry.ts';
@@ -136,7 +136,7 @@ export interface CaseListPage {
 
 function decodeListCursor(cursor: string): CasePosition {
   return decodeCursor(cursor, { who: 'this list', field: 'cursor', hint: PAGE_CURSOR_HINT }, (v) =>
-    v.length === 2 && typeof v[0] === 'string' && /^-?[0-9]{1,20}$/.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
+    v.length === 2 && typeof v[0] === 'string' && CREATED_US.test(v[0]) && typeof v[1] === 'string' ? { createdUs: v[0], id: v[1] } : undefined);
 }
 
 function instant(v: string | undefined, path: string): string | undefined {

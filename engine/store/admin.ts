@@ -5,7 +5,7 @@
  */
 import type { OpenedDatabase } from './open.ts';
 import { heldUnitsCte, reachesCase } from './reach.ts';
-import { anyOfJsonIds, iso } from './rows.ts';
+import { anyOfJsonIds, createdAtOfUsSql, createdUsSql, iso } from './rows.ts';
 
 function json(v: unknown): string {
   return JSON.stringify(v ?? null);
@@ -112,7 +112,7 @@ type ListRow = {
 
 /** The columns of a {@link CaseListRow}, from `cases c join definitions d`. */
 const LIST_COLUMNS = `c.id, c.definition_id, d.version as def_version, c.state, c.status, c.org_unit_id, c.data, c.snapshot, c.version,
-            ((extract(epoch from c.created_at) * 1000000)::bigint)::text as created_us`;
+            ${createdUsSql('c')} as created_us`;
 
 function toListRow(r: ListRow): CaseListRow {
   return {
@@ -146,19 +146,17 @@ export interface InboxPosition {
  */
 export async function inboxCandidates(store: OpenedDatabase, actorId: string, after: InboxPosition | null, limit: number): Promise<CaseListRow[]> {
   const rows = await store.query<ListRow>(
-    `with recursive ${heldUnitsCte('$1')}, page as (
-       select c.*, (extract(epoch from c.created_at) * 1000000)::bigint as created_key
-         from cases c
-        where c.status = 'active'
-     )
-     select p.id, p.definition_id, d.version as def_version, p.state, p.status, p.org_unit_id, p.data, p.snapshot, p.version,
-            p.created_key::text as created_us
-       from page p join definitions d on d.id = p.definition_id
-      where ($2::bigint is null or (p.created_key, p.id) > ($2::bigint, $3::text))
-        and ${reachesCase('p', '$1')}
-      order by p.created_key, p.id
+    `with recursive ${heldUnitsCte('$1')}
+     select ${LIST_COLUMNS}
+       from cases c join definitions d on d.id = c.definition_id
+      -- From the cursor on, oldest first, off the index of active cases by (created_at, id).
+      where c.status = 'active'
+        and (c.created_at, c.id) > (${createdAtOfUsSql('$2', '-infinity')}, coalesce($3::text, ''))
+        and ${reachesCase('c', '$1')}
+      order by c.created_at, c.id
       limit $4`,
-    [actorId, after?.createdUs ?? null, after?.id ?? null, limit], 'wf_admin_inbox_candidates');
+    // Unnamed, so planned for these values each time (see casePage).
+    [actorId, after?.createdUs ?? null, after?.id ?? null, limit]);
   return rows.map(toListRow);
 }
 

@@ -73,6 +73,26 @@ export function groupBySeq<E extends { readonly caseId: string; readonly seq: nu
   return out;
 }
 
+/**
+ * SQL for a case's paging key: its `created_at` in microseconds since the epoch, as text (exact,
+ * and safe in a cursor). Pages are read in (created_at, id) order, which the indexes of migration
+ * 0007 hold; this is only the key handed out.
+ * @example `select ${createdUsSql('c')} as created_us from cases c`
+ */
+export function createdUsSql(alias: string): string {
+  return `((extract(epoch from ${alias}.created_at) * 1000000)::bigint)::text`;
+}
+
+/**
+ * SQL for the `created_at` a paging key (a bigint parameter, microseconds) was read from, exactly
+ * (integer arithmetic on intervals), or `fallback` when the parameter is null, so that "from the
+ * start" is a position like any other and the comparison with it stays an index condition.
+ * @example `where (c.created_at, c.id) < (${createdAtOfUsSql('$7', 'infinity')}, coalesce($8::text, ''))`
+ */
+export function createdAtOfUsSql(param: string, fallback: 'infinity' | '-infinity'): string {
+  return `coalesce(timestamptz 'epoch' + (${param}::bigint / 1000000) * interval '1 second' + (${param}::bigint % 1000000) * interval '1 microsecond', '${fallback}'::timestamptz)`;
+}
+
 export function isoOrNull(v: unknown): string | null {
   return v === null || v === undefined ? null : iso(v);
 }

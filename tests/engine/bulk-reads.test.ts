@@ -7,7 +7,7 @@ import { loadCaseRows, loadReplayLogs } from '../../engine/store/audit.ts';
 import { loadEventsOfCases } from '../../engine/store/cases.ts';
 import type { OpenedDatabase } from '../../engine/store/index.ts';
 import { groupBySeq } from '../../engine/store/rows.ts';
-import { backend, openTestDatabase, seedReferenceData } from './support.ts';
+import { backend, openTestDatabase, planNodes, seedReferenceData } from './support.ts';
 
 describe('groupBySeq', () => {
   it('groups rows by case and puts each case in seq order, whatever order they came in', () => {
@@ -83,7 +83,7 @@ describe(`bulk reads on ${backend}`, () => {
     expect(sent).toHaveLength(3);
     for (const { text, values } of sent) {
       const plan = await store.query<Record<string, unknown>>(`explain (format json) ${text}`, values);
-      const scans = nodesOf(plan[0]?.['QUERY PLAN'])
+      const scans = planNodes(plan[0]?.['QUERY PLAN'])
         .filter((n) => n['Relation Name'] === 'events' || n['Relation Name'] === 'cases')
         .map((n) => `${String(n['Node Type'])} on ${String(n['Relation Name'])}`);
       expect(scans.length, text).toBeGreaterThan(0);
@@ -91,15 +91,3 @@ describe(`bulk reads on ${backend}`, () => {
     }
   });
 });
-
-/** Every node of an EXPLAIN (FORMAT JSON) plan; the driver hands the plan back parsed or as text. */
-function nodesOf(explained: unknown): Record<string, unknown>[] {
-  const parsed: unknown = typeof explained === 'string' ? JSON.parse(explained) : explained;
-  const out: Record<string, unknown>[] = [];
-  const visit = (node: Record<string, unknown>): void => {
-    out.push(node);
-    for (const child of (node['Plans'] as Record<string, unknown>[] | undefined) ?? []) visit(child);
-  };
-  for (const top of parsed as { Plan: Record<string, unknown> }[]) visit(top.Plan);
-  return out;
-}

@@ -39,7 +39,7 @@ describe(`store on ${backend}`, () => {
   describe('migrations', () => {
     it('are applied on open, with their bookkeeping in the store schema', async () => {
       expect(store.kind).toBe(backend);
-      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys']);
+      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys', '0007-case-paging-indexes']);
       const tables = await sql<{ table_name: string }>`
         select table_name from information_schema.tables
         where table_schema = ${store.schema} and table_name like 'kysely_migration%' order by table_name`.execute(store.db);

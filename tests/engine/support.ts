@@ -117,3 +117,15 @@ export async function seedCase(db: Kysely<Database>, caseId: string, eventCount:
   await db.updateTable('cases').set({ head_hash: prevHash }).where('id', '=', caseId).execute();
   return prevHash ?? '';
 }
+
+/** Every node of an EXPLAIN (FORMAT JSON) plan; the drivers hand the plan back parsed or as text. */
+export function planNodes(explained: unknown): Record<string, unknown>[] {
+  const parsed: unknown = typeof explained === 'string' ? JSON.parse(explained) : explained;
+  const out: Record<string, unknown>[] = [];
+  const visit = (node: Record<string, unknown>): void => {
+    out.push(node);
+    for (const child of (node['Plans'] as Record<string, unknown>[] | undefined) ?? []) visit(child);
+  };
+  for (const top of parsed as { Plan: Record<string, unknown> }[]) visit(top.Plan);
+  return out;
+}

@@ -7,6 +7,7 @@ import * as outboxDeliveries from './0003-outbox-deliveries.ts';
 import * as personalDataReads from './0004-personal-data-reads.ts';
 import * as eventOrder from './0005-event-order.ts';
 import * as historyWritesWithoutForeignKeys from './0006-history-writes-without-foreign-keys.ts';
+import * as casePagingIndexes from './0007-case-paging-indexes.ts';
 
 /**
  * Every migration of the store, by name.
@@ -23,4 +24,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0004-personal-data-reads': personalDataReads,
   '0005-event-order': eventOrder,
   '0006-history-writes-without-foreign-keys': historyWritesWithoutForeignKeys,
+  '0007-case-paging-indexes': casePagingIndexes,
 });
