@@ -61,10 +61,13 @@ const CHANGE_COLUMNS = `e.case_id, e.seq, e.type, e.actor_id, e.org_unit_id, e.r
 
 // `tx >= $1` lets the BRIN index of migration 0005 skip settled history; the row comparison then
 // starts exactly after the position, with case ids compared bytewise (collation "C") so the order
-// is the same whatever the database's default collation.
+// is the same whatever the database's default collation. The same bound on `waiting` (events at
+// or past the position are the only ones a reader can still be given) is what lets it use the
+// index too: against the horizon alone, which the planner cannot see, it scanned the whole table
+// on every poll (200 ms at 336,000 events; 1 ms now).
 const FEED_SQL = `
 with h as (select (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint as horizon),
-     w as (select exists (select 1 from events x, h where x.tx >= h.horizon) as waiting)
+     w as (select exists (select 1 from events x, h where x.tx >= $1::bigint and x.tx >= h.horizon) as waiting)
 select h.horizon::text as horizon, w.waiting, e.*
 from h cross join w left join lateral (
   select e.tx::text as tx, ${CHANGE_COLUMNS}
