@@ -69,6 +69,26 @@ describe(`paging cases on ${backend}`, () => {
     expect(rows.map((r) => r.id)).toEqual(['p-b18', 'p-b15', 'p-b12', 'p-b09', 'p-b06']);
   });
 
+  it('reach: a case whose data names the actor, or a unit they hold a role in, at the top level or in a list; not deeper, not as another type', async () => {
+    await sql`insert into org_units (id, parent_id, level, name) values ('reach-unit-a', null, 'department', 'A'), ('reach-unit-b', null, 'department', 'B'), ('reach-unit-c', null, 'department', 'C') on conflict do nothing`.execute(store.db);
+    await upsertActor(store, { id: 'reach-actor', name: 'reach-actor', phone: null, roles: [{ role: '单位书记', unit: 'reach-unit-a' }, { role: '单位书记', unit: 'reach-unit-b' }] });
+    const cases: [string, unknown][] = [
+      ['r-actor', { 党员: 'reach-actor' }],
+      ['r-unit-b', { 单位: 'reach-unit-b' }],
+      ['r-list', { 被叫部门: ['reach-unit-c', 'reach-unit-b'] }],
+      ['r-none', { 单位: 'reach-unit-c', 备注: 'reach-actor 来过' }],
+      ['r-deep', { 详情: { 党员: 'reach-actor' } }],
+      ['r-nested-list', { 名单: [['reach-actor']] }],
+    ];
+    for (const [id, data] of cases) {
+      await sql`insert into cases (id, definition_id, org_unit_id, state, data, snapshot, created_at)
+        values (${id}, 'def-1', 'community-1', '"甲"'::jsonb, ${JSON.stringify(data)}::jsonb, '{}'::jsonb, timestamptz '2027-01-01 00:00:00+00')`.execute(store.db);
+    }
+    const reached = ['r-actor', 'r-list', 'r-unit-b'];
+    expect((await inboxCandidates(store, 'reach-actor', null, 100)).map((r) => r.id).sort()).toEqual(reached);
+    expect((await casePage(store, { limit: 100, visibleTo: 'reach-actor' })).map((r) => r.id).sort()).toEqual(reached);
+  });
+
   it('read each page off an index from the cursor, planned for its own values (regression: every page sorted every case)', async () => {
     const sent: { text: string; values: readonly (string | number | boolean | null)[]; name: string | undefined }[] = [];
     const query: RawQuery = (text, values, name) => {
