@@ -50,6 +50,19 @@ describe(`store on ${backend}`, () => {
       expect(await migrate(store.db)).toEqual([]);
     });
 
+    it('keep the paging indexes an operator built beforehand without blocking (migration 0007 creates them if not exists)', async () => {
+      await sql`drop index cases_created_idx`.execute(store.db);
+      await sql`drop index cases_active_created_idx`.execute(store.db);
+      await sql`delete from kysely_migration where name = '0007-case-paging-indexes'`.execute(store.db);
+      // As docs/engine.md tells an operator to, outside any transaction.
+      await store.query('create index concurrently cases_created_idx on cases (created_at, id)', []);
+      await store.query("create index concurrently cases_active_created_idx on cases (created_at, id) where status = 'active'", []);
+      expect(await migrate(store.db)).toEqual(['0007-case-paging-indexes']);
+      const { rows } = await sql<{ indexname: string }>`
+        select indexname from pg_indexes where schemaname = ${store.schema} and tablename = 'cases' and indexname like 'cases_%created_idx' order by 1`.execute(store.db);
+      expect(rows.map((r) => r.indexname)).toEqual(['cases_active_created_idx', 'cases_created_idx']);
+    });
+
     it('leave the history tables without foreign keys to cases (migration 0006): the batch statement writes their rows only with the case row it updates', async () => {
       const { rows } = await sql<{ rel: string }>`
         select c.relname as rel from pg_constraint k

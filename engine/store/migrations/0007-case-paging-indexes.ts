@@ -10,6 +10,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // inbox with nothing to offer read the table once per hundred cases). The inbox only looks at
   // active cases, hence the partial one. Neither column changes when an event is applied (status
   // was indexed already), so the case row's update stays a heap-only one.
-  await sql`CREATE INDEX cases_created_idx ON cases (created_at, id)`.execute(db);
-  await sql`CREATE INDEX cases_active_created_idx ON cases (created_at, id) WHERE status = 'active'`.execute(db);
+  // IF NOT EXISTS: CREATE INDEX blocks writes to cases while it runs, so an operator with many
+  // cases may build them first with CREATE INDEX CONCURRENTLY under these names (docs/engine.md).
+  await sql`CREATE INDEX IF NOT EXISTS cases_created_idx ON cases (created_at, id)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS cases_active_created_idx ON cases (created_at, id) WHERE status = 'active'`.execute(db);
 }
