@@ -8,7 +8,8 @@
  * Needs DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test). Works in its own schema,
  * dropped at the end.
  */
-import { replayCases } from '../engine/audit.ts';
+import { availableParallelism } from 'node:os';
+import { replayCases, ReplayPool } from '../engine/audit.ts';
 import { Engine } from '../engine/engine.ts';
 import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
@@ -55,23 +56,38 @@ async function main(): Promise<void> {
     const ratio = median(ratios);
     log(`sendEvent: ${eventsPerSec.toFixed(0)} events/s; raw pg transaction: ${rawPgPerSec.toFixed(0)}/s; ratio ${ratio.toFixed(2)} (target ≥ 1.0); engine process CPU ${(median(nodeCpu) * 100).toFixed(0)}% of a core`);
 
-    // Replay every case written above, through the stored machine.
-    // On this thread by default: a worker thread takes half a second to two seconds to start and
-    // replays cold (no JIT yet), which the 30,000-50,000 events here do not repay. BENCH_REPLAY_WORKERS=n replays on n threads (worth it from
-    // about 100,000 events on this machine).
+    // Replay every case written above, through the stored machines: on a pool of worker threads
+    // (one per core; BENCH_REPLAY_THREADS=1 replays on this thread), started and warmed before the
+    // rounds as the paths above are, so the figure is the steady rate of an auditor's long run
+    // (a pool's threads stay up between calls: `wf audit` over many cases pays the start-up once).
     const fresh = new Engine({ store });
-    const workers = Number(process.env['BENCH_REPLAY_WORKERS'] ?? 0);
-    // Warm replay's code paths (JIT) on a tenth of the cases first, as the rounds above are warmed:
-    // the figure is the steady rate an auditor's long run sees.
-    await replayCases(fresh, ids.slice(0, Math.ceil(ids.length / 10)));
-    const t0 = performance.now();
-    const replayed = await replayCases(fresh, ids, { workers });
-    const seconds = (performance.now() - t0) / 1000;
-    const replayEventsPerSec = replayed.events / seconds;
-    log(`replay: ${replayed.events} events of ${ids.length} cases in ${seconds.toFixed(2)} s ${workers > 1 ? `on ${workers} worker threads` : 'on one thread'}, after a warm-up over a tenth of them = ${replayEventsPerSec.toFixed(0)} events/s (target ≥ 50,000); mismatches: ${replayed.mismatches.length}`);
-    if (replayed.mismatches.length > 0) throw new Error(`replay found ${replayed.mismatches.length} mismatches`);
+    const threads = Number(process.env['BENCH_REPLAY_THREADS'] ?? availableParallelism());
+    const pool = threads > 1 && store.connectionString !== null ? new ReplayPool({ connectionString: store.connectionString, schema: store.schema, threads }) : undefined;
+    const where = pool === undefined ? 'on this thread' : `on ${threads} worker threads`;
+    const replayThreads = pool === undefined ? 1 : threads;
+    let replayEventsPerSec = 0;
+    try {
+      const replayOnce = async (): Promise<{ events: number; seconds: number }> => {
+        const t0 = performance.now();
+        const replayed = await replayCases(fresh, ids, pool === undefined ? {} : { pool });
+        if (replayed.mismatches.length > 0) throw new Error(`replay found ${replayed.mismatches.length} mismatches`);
+        return { events: replayed.events, seconds: (performance.now() - t0) / 1000 };
+      };
+      const warmUntil = performance.now() + WARMUP_MS;
+      do await replayOnce(); while (performance.now() < warmUntil);
+      const replayRates: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        const { events, seconds } = await replayOnce();
+        replayRates.push(events / seconds);
+        log(`replay round ${r + 1}: ${events} events of ${ids.length} cases in ${seconds.toFixed(2)} s ${where} = ${(events / seconds).toFixed(0)} events/s`);
+      }
+      replayEventsPerSec = median(replayRates);
+      log(`replay: ${replayEventsPerSec.toFixed(0)} events/s ${where} (median of ${ROUNDS}, after ${WARMUP_MS} ms of warm-up; target ≥ 50,000); mismatches: 0`);
+    } finally {
+      await pool?.close();
+    }
 
-    if (json) console.log(JSON.stringify({ eventsPerSec, rawPgPerSec, ratio, replayEventsPerSec, replayWorkers: workers, synchronousCommit: sc, pool: POOL, concurrency: CONCURRENCY, engineCpuShare: median(nodeCpu) }));
+    if (json) console.log(JSON.stringify({ eventsPerSec, rawPgPerSec, ratio, replayEventsPerSec, replayThreads, synchronousCommit: sc, pool: POOL, concurrency: CONCURRENCY, engineCpuShare: median(nodeCpu) }));
   } finally {
     await db.close();
   }

@@ -10,9 +10,6 @@
  * functions their writers register in {@link systemEventReplayers}.
  */
 import type { Runtime } from '../dsl/runtime.ts';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { AnyMachineSnapshot } from 'xstate';
 import type { Engine } from './engine.ts';
 import { EngineError } from './errors.ts';
@@ -22,6 +19,8 @@ import { adminReplayers } from './admin.ts';
 import { loadCaseRows, loadReplayLogs, type ReplayRow } from './store/audit.ts';
 import type { AuditEvent, SystemEventReplayer } from './system-events.ts';
 import { loadCase, loadEvents, loadEventsOfCases, type CaseRow, type EventRecord } from './store/cases.ts';
+import type { OpenedDatabase } from './store/open.ts';
+import { ThreadPool } from './thread-pool.ts';
 
 // ---- verify ------------------------------------------------------------------------------
 
@@ -167,45 +166,6 @@ function batchesOf(ids: readonly string[], size = 100): string[][] {
   const out: string[][] = [];
   for (let i = 0; i < ids.length; i += n) out.push(ids.slice(i, i + n));
   return out;
-}
-
-/**
- * Reads the rows and logs of each batch (the next batch while the current one is handled), hands
- * every case found to `visit` in order, and tells `onProgress` after each batch. Returns the
- * events seen and the ids with no case row.
- */
-async function eachCase<L>(
-  batches: readonly (readonly string[])[],
-  read: (ids: readonly string[]) => Promise<[Map<string, CaseRow>, Map<string, L[]>]>,
-  visit: (id: string, row: CaseRow, log: readonly L[]) => Promise<void> | void,
-  onProgress: ((p: AuditProgress) => void) | undefined,
-): Promise<{ events: number; notFound: string[] }> {
-  let events = 0;
-  let done = 0;
-  const notFound: string[] = [];
-  let pending = batches[0] === undefined ? undefined : read(batches[0]);
-  for (let b = 0; b < batches.length; b++) {
-    const [rows, logs] = await (pending as Promise<[Map<string, CaseRow>, Map<string, L[]>]>);
-    const following = batches[b + 1];
-    pending = following === undefined ? undefined : read(following);
-    const batch = batches[b] as readonly string[];
-    for (const id of batch) {
-      const row = rows.get(id);
-      if (row === undefined) {
-        notFound.push(id);
-        continue;
-      }
-      const log = logs.get(id) ?? [];
-      events += log.length;
-      await visit(id, row, log);
-      // Let the event loop read the next batch's rows off the socket as they arrive: a batch
-      // replays in microtasks only, and the database stalls once the socket's buffers are full.
-      await yieldToIo();
-    }
-    done += batch.length;
-    onProgress?.({ cases: done, events });
-  }
-  return { events, notFound };
 }
 
 const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -425,12 +385,16 @@ export interface ReplayCasesOptions {
   /** Cases read per query (default 100); the next batch is read while the current one is checked. */
   readonly batchSize?: number;
   /**
-   * Threads to work on (default 0: this one). On Postgres, each worker thread opens its own
-   * connections and takes every n-th batch. Ignored on PGlite, whose database lives in this thread,
-   * and when replayers of system events were added at run time (a worker has only the built-in
-   * ones). Starting a thread costs half a second to two seconds: worth it for thousands of cases.
+   * Threads to work on (default 0: this one), started for this call and stopped after it. On
+   * Postgres, each worker thread opens its own connections and takes the next batch whenever it
+   * has room. Ignored on PGlite, whose database lives in this thread, and when replayers of
+   * system events were added at run time (a worker has only the built-in ones). Starting a
+   * thread costs a few hundred milliseconds and its first batches run cold: for repeated calls,
+   * keep a {@link ReplayPool} and pass it as `pool`.
    */
   readonly workers?: number;
+  /** Threads already started (see {@link ReplayPool}); takes the place of `workers`. */
+  readonly pool?: ReplayPool;
   /** Hears after each batch (on worker threads, after each batch of any thread) how far the work has come. */
   readonly onProgress?: (p: AuditProgress) => void;
 }
@@ -444,7 +408,7 @@ export interface BulkAuditResult extends BulkReplayResult {
 
 /**
  * Replays many cases, reading the events and rows of `batchSize` cases per query (the next batch
- * is read while the current one replays), on this thread or on `workers` threads.
+ * is read while the current one replays), on this thread or on worker threads.
  * @example const { ok, mismatches } = await replayCases(engine, ids, { workers: os.availableParallelism() });
  */
 export async function replayCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkReplayResult> {
@@ -454,60 +418,124 @@ export async function replayCases(engine: ReplayHost, caseIds: readonly string[]
 
 /**
  * `verify` and `replay` for many cases, each batch read once (the events whole, as the chain needs
- * them), on this thread or on `workers` threads.
+ * them), on this thread or on worker threads.
  * @example const r = await auditCases(engine, ids); r.problems.length + r.mismatches.length === 0
  */
 export function auditCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions = {}): Promise<BulkAuditResult> {
   return checkCases(engine, caseIds, options, true);
 }
 
-/** Replays, and with `chains` verifies, many cases; the worker threads run this too. */
-export async function checkCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions, chains: boolean): Promise<BulkAuditResult> {
-  const size = Math.max(1, options.batchSize ?? 100);
-  const batches = batchesOf(caseIds, size);
-  const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
-  const { store } = engine;
-  if (workers > 1 && store.connectionString !== null && onlyBuiltInReplayers()) {
-    return checkOnWorkers({ connectionString: store.connectionString, schema: store.schema, batchSize: size, chains }, batches, workers, options.onProgress);
+/** A batch's case rows and logs, as read for replay, or with `chains` the events whole, for verify too. */
+export type BatchRead =
+  | { readonly chains: false; readonly rows: Map<string, CaseRow>; readonly logs: Map<string, ReplayRow[]> }
+  | { readonly chains: true; readonly rows: Map<string, CaseRow>; readonly logs: Map<string, EventRecord[]> };
+
+/**
+ * Reads a batch: the case rows and, for replay alone, only the event columns it uses (not the
+ * hashes and the decision trace); for an audit, the events whole, as the chain needs them.
+ */
+export async function readBatch(store: OpenedDatabase, ids: readonly string[], chains: boolean): Promise<BatchRead> {
+  if (chains) {
+    const [rows, logs] = await Promise.all([loadCaseRows(store, ids), loadEventsOfCases(store, ids)]);
+    return { chains, rows, logs };
   }
+  const [rows, logs] = await Promise.all([loadCaseRows(store, ids), loadReplayLogs(store, ids)]);
+  return { chains, rows, logs };
+}
+
+/** Batches' results as one, in the batches' order. */
+function combined(results: readonly BulkAuditResult[]): BulkAuditResult {
+  const sum = (f: (r: BulkAuditResult) => number): number => results.reduce((n, r) => n + f(r), 0);
+  return {
+    cases: sum((r) => r.cases), events: sum((r) => r.events), ok: sum((r) => r.ok), verified: sum((r) => r.verified),
+    mismatches: results.flatMap((r) => r.mismatches), notFound: results.flatMap((r) => r.notFound), problems: results.flatMap((r) => r.problems),
+  };
+}
+
+/**
+ * Replays (and with `chains` verifies) the cases of one batch already read, in the batch's order.
+ * Yields to the event loop between cases, so the next batch's rows are read off the socket as
+ * they arrive: a batch replays in microtasks only, and the database stalls once the socket's
+ * buffers are full.
+ */
+export async function checkBatch(engine: ReplayHost, ids: readonly string[], read: BatchRead): Promise<BulkAuditResult> {
   let ok = 0;
   let verified = 0;
+  let events = 0;
   const mismatches: ({ caseId: string } & ReplayMismatch)[] = [];
   const problems: ({ caseId: string } & Extract<VerifyResult, { ok: false }>)[] = [];
-  const replayOne = async (id: string, row: CaseRow, log: readonly ReplayRow[]): Promise<void> => {
+  const notFound: string[] = [];
+  for (const id of ids) {
+    const row = read.rows.get(id);
+    if (row === undefined) {
+      notFound.push(id);
+      continue;
+    }
+    const log = read.logs.get(id) ?? [];
+    events += log.length;
+    if (read.chains) {
+      const v = verifyStored(row, read.logs.get(id) ?? []);
+      if (v.ok) verified++;
+      else problems.push({ caseId: id, ...v });
+    }
     const r = await replayLoaded(engine, row, log);
     if (r.ok) ok++;
     else mismatches.push({ caseId: id, ...r });
-  };
-  const { events, notFound } = chains
-    ? await eachCase(batches, (ids) => Promise.all([loadCaseRows(store, ids), loadEventsOfCases(store, ids)]), async (id, row, log) => {
-      const v = verifyStored(row, log);
-      if (v.ok) verified++;
-      else problems.push({ caseId: id, ...v });
-      await replayOne(id, row, log);
-    }, options.onProgress)
-    // Replay alone reads only the columns it uses (not the hashes and the decision trace).
-    : await eachCase(batches, (ids) => Promise.all([loadCaseRows(store, ids), loadReplayLogs(store, ids)]), replayOne, options.onProgress);
-  return { cases: caseIds.length - notFound.length, events, ok, mismatches, notFound, verified, problems };
+    await yieldToIo();
+  }
+  return { cases: ids.length - notFound.length, events, ok, mismatches, notFound, verified, problems };
 }
 
-/** What a worker thread is given besides its cases. */
-export interface CheckWorkerSettings {
+/** Replays, and with `chains` verifies, many cases, here or on worker threads. */
+async function checkCases(engine: ReplayHost, caseIds: readonly string[], options: ReplayCasesOptions, chains: boolean): Promise<BulkAuditResult> {
+  const size = Math.max(1, options.batchSize ?? 100);
+  const batches = batchesOf(caseIds, size);
+  const { store } = engine;
+  const threadsAllowed = store.connectionString !== null && onlyBuiltInReplayers();
+  if (options.pool !== undefined && threadsAllowed) return options.pool.check(batches, chains, options.onProgress);
+  const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
+  if (workers > 1 && threadsAllowed) {
+    const pool = new ReplayPool({ connectionString: store.connectionString as string, schema: store.schema, threads: workers });
+    try {
+      return await pool.check(batches, chains, options.onProgress);
+    } finally {
+      await pool.close();
+    }
+  }
+  const results: BulkAuditResult[] = [];
+  let done = 0;
+  let events = 0;
+  // The next batch is read while this one is checked.
+  let pending = batches[0] === undefined ? undefined : readBatch(store, batches[0], chains);
+  for (let b = 0; b < batches.length; b++) {
+    const read = await (pending as Promise<BatchRead>);
+    const following = batches[b + 1];
+    pending = following === undefined ? undefined : readBatch(store, following, chains);
+    const batch = batches[b] as readonly string[];
+    const r = await checkBatch(engine, batch, read);
+    results.push(r);
+    done += batch.length;
+    events += r.events;
+    options.onProgress?.({ cases: done, events });
+  }
+  return combined(results);
+}
+
+/** What a replay worker thread is given when it starts. */
+export interface ReplayWorkerSettings {
   readonly connectionString: string;
   readonly schema: string;
-  readonly batchSize: number;
+}
+
+/** A replay worker thread's task: one batch of cases, replayed and with `chains` verified. */
+export interface ReplayTask {
+  readonly caseIds: readonly string[];
   readonly chains: boolean;
 }
 
-/** What a worker thread posts: its progress after each batch (when asked), then its result. */
-export type ReplayWorkerMessage =
-  | { readonly kind: 'progress'; readonly progress: AuditProgress }
-  | { readonly kind: 'done'; readonly result: BulkAuditResult };
-
-/** tsx's ESM API (its `tsImport` loads TypeScript in a thread that has no loader hooks). */
-function tsxApi(): string {
-  const cjs = createRequire(import.meta.url).resolve('tsx/esm/api');
-  return pathToFileURL(cjs.replace(/\.cjs$/, '.mjs')).href;
+/** Where the store is and how many threads to start. */
+export interface ReplayPoolOptions extends ReplayWorkerSettings {
+  readonly threads: number;
 }
 
 /** Whether the replayers are the built-in ones a worker thread has (none added or replaced). */
@@ -515,46 +543,58 @@ function onlyBuiltInReplayers(): boolean {
   return Object.keys(systemEventReplayers).every((k) => systemEventReplayers[k] === adminReplayers[k]);
 }
 
-/** Every `workers`-th batch to each thread; the answers merged back in the order of the ids. */
-async function checkOnWorkers(settings: CheckWorkerSettings, batches: readonly string[][], workers: number, onProgress: ((p: AuditProgress) => void) | undefined): Promise<BulkAuditResult> {
-  // Sources run through a TypeScript loader (tests, the CLI); the built package runs plain JS.
-  const fromSource = import.meta.url.endsWith('.ts');
-  const script = new URL(fromSource ? './replay-worker.ts' : './replay-worker.js', import.meta.url);
-  const shares = Array.from({ length: workers }, (_, w) => batches.filter((_, b) => b % workers === w).flat());
-  const progress = shares.map(() => ({ cases: 0, events: 0 }));
-  const results = await Promise.all(shares.map((caseIds, w) => new Promise<BulkAuditResult>((resolve, reject) => {
-    const workerData = { ...settings, caseIds, progress: onProgress !== undefined };
-    const worker = fromSource
-      // A worker does not inherit the parent's module hooks: register the TypeScript loader first.
-      ? new Worker(`import(${JSON.stringify(tsxApi())}).then((tsx) => tsx.tsImport(${JSON.stringify(script.href)}, ${JSON.stringify(script.href)}));`, { eval: true, workerData })
-      : new Worker(script, { workerData });
-    let answer: BulkAuditResult | undefined;
-    worker.on('message', (m: ReplayWorkerMessage) => {
-      if (m.kind === 'done') {
-        answer = m.result;
-        return;
-      }
-      progress[w] = m.progress;
-      onProgress?.({ cases: progress.reduce((n, p) => n + p.cases, 0), events: progress.reduce((n, p) => n + p.events, 0) });
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (answer !== undefined) resolve(answer);
-      else reject(new Error(`A replay worker stopped (exit code ${code}) before answering.`));
-    });
-  })));
-  const order = new Map(batches.flat().map((id, i) => [id, i]));
-  const byOrder = (a: string, b: string): number => (order.get(a) ?? 0) - (order.get(b) ?? 0);
-  const sum = (f: (r: BulkAuditResult) => number): number => results.reduce((n, r) => n + f(r), 0);
-  return {
-    cases: sum((r) => r.cases),
-    events: sum((r) => r.events),
-    ok: sum((r) => r.ok),
-    mismatches: results.flatMap((r) => r.mismatches).sort((a, b) => byOrder(a.caseId, b.caseId)),
-    notFound: results.flatMap((r) => r.notFound).sort(byOrder),
-    verified: sum((r) => r.verified),
-    problems: results.flatMap((r) => r.problems).sort((a, b) => byOrder(a.caseId, b.caseId)),
-  };
+/**
+ * A young generation of this size (MiB) per replay thread. Replay allocates ~20 KB per event
+ * that dies within the event (XState's snapshots, the canonical text of each context); with
+ * V8's default the scavenger ran every few milliseconds and copied the batch being replayed
+ * each time.
+ */
+const REPLAY_YOUNG_GENERATION_MB = 96;
+
+/**
+ * Replay worker threads on a Postgres store, started once and kept for many calls of
+ * {@link replayCases} and {@link auditCases} (`{ pool }`): each thread opens its own connections,
+ * loads the stored definitions it meets once, and warms up once. Each takes a batch whenever it
+ * has room for one (two at a time: it reads the next while it replays the current), and the
+ * answers are merged in the order of the ids. Calls on one pool run one after another.
+ * @example
+ * const pool = new ReplayPool({ connectionString, schema, threads: os.availableParallelism() });
+ * try { await replayCases(engine, ids, { pool }); } finally { await pool.close(); }
+ */
+export class ReplayPool {
+  private readonly threads: ThreadPool<ReplayTask, BulkAuditResult>;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: ReplayPoolOptions) {
+    // Sources run through a TypeScript loader (tests, the CLI); the built package runs plain JS.
+    const script = new URL(import.meta.url.endsWith('.ts') ? './replay-worker.ts' : './replay-worker.js', import.meta.url);
+    const workerData: ReplayWorkerSettings = { connectionString: options.connectionString, schema: options.schema };
+    this.threads = new ThreadPool({ script, threads: options.threads, workerData, resourceLimits: { maxYoungGenerationSizeMb: REPLAY_YOUNG_GENERATION_MB } });
+  }
+
+  /** The batches checked on the pool's threads, after any call already running on it. */
+  check(batches: readonly (readonly string[])[], chains: boolean, onProgress?: (p: AuditProgress) => void): Promise<BulkAuditResult> {
+    const run = async (): Promise<BulkAuditResult> => {
+      // Progress counts the batches answered so far, whichever thread answered them.
+      let cases = 0;
+      let events = 0;
+      const results = await this.threads.run(batches.map((caseIds) => ({ caseIds, chains })), (index, r) => {
+        cases += (batches[index] as readonly string[]).length;
+        events += r.events;
+        onProgress?.({ cases, events });
+      });
+      return combined(results);
+    };
+    const mine = this.queue.then(run, run);
+    this.queue = mine.catch(() => undefined);
+    return mine;
+  }
+
+  /** Stops the threads once the calls already made have finished; they close their connections. */
+  async close(): Promise<void> {
+    await this.queue;
+    await this.threads.close();
+  }
 }
 
 // ---- state at a time ---------------------------------------------------------------------

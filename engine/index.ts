@@ -16,7 +16,7 @@ export { canonicalJson, chainHash } from './hash.ts';
 export { loadFixtures, runScenario } from './scenario.ts';
 export { runDueTimers, TimerPoller } from './timers.ts';
 export { OutboxWorker, pointsBalance } from './outbox.ts';
-export { verify, replay, replayCases, auditCases, stateAt, systemEventReplayers } from './audit.ts';
+export { verify, replay, replayCases, auditCases, stateAt, systemEventReplayers, ReplayPool } from './audit.ts';
 export { actionsInState, availableActions, inbox } from './actions.ts';
 export { linkCases, migrateCases, reassignCase, resumeCase, suspendCase } from './admin.ts';
 export { kpis } from './kpis.ts';

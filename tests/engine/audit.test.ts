@@ -16,7 +16,7 @@ import { initialTransition, transition } from 'xstate';
 import YAML from 'yaml';
 import { fileLoader } from '../../cli/main.ts';
 import type { Runtime } from '../../dsl/runtime.ts';
-import { auditCases, replay, replayCases, stateAt, systemEventReplayers, verify, verifyChain } from '../../engine/audit.ts';
+import { auditCases, replay, replayCases, ReplayPool, stateAt, systemEventReplayers, verify, verifyChain, type AuditProgress } from '../../engine/audit.ts';
 import { createCalendar } from '../../engine/calendar.ts';
 import { Engine, type CaseView } from '../../engine/engine.ts';
 import { canonicalJson, chainHash } from '../../engine/hash.ts';
@@ -79,6 +79,35 @@ describe(`bulk replay on ${backend}`, () => {
     expect(audited).toMatchObject({ ...here, verified: 5 });
     expect(audited.problems.map((p) => [p.caseId, p.firstBadSeq, p.problem])).toEqual([[eventBad, 5, 'altered']]);
     expect(auditedOnThreads).toEqual(audited);
+  });
+
+  it.runIf(backend === 'postgres')('(Postgres only) a ReplayPool keeps its threads for many calls: the same answers as this thread each time, progress up to the totals; a pool that cannot start says why', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await wudanCase());
+    await store.query(`update cases set data = jsonb_set(data, '{平均分}', '1') where id = $1`, [ids[2]!]);
+    const all = [...ids, 'no-such-case'];
+    const here = await auditCases(engine, all, { batchSize: 2 });
+    expect(here.mismatches.map((m) => m.caseId)).toEqual([ids[2]]);
+    const pool = new ReplayPool({ connectionString: store.connectionString!, schema: store.schema, threads: 2 });
+    try {
+      const progress: AuditProgress[] = [];
+      expect(await auditCases(engine, all, { batchSize: 2, pool, onProgress: (p) => progress.push(p) })).toEqual(here);
+      expect(progress.at(-1)).toEqual({ cases: all.length, events: here.events });
+      expect(progress.map((p) => p.cases)).toEqual([2, 4, 6]);
+      // The same threads again, replay alone, with other batches; and calls made at once run in turn.
+      const [a, b] = await Promise.all([replayCases(engine, all, { batchSize: 1, pool }), replayCases(engine, all.slice(0, 3), { pool })]);
+      const { verified: _v, problems: _p, ...replayedHere } = here;
+      expect(a).toEqual(replayedHere);
+      expect(b).toMatchObject({ cases: 3, ok: 2 });
+    } finally {
+      await pool.close();
+    }
+    const lost = new ReplayPool({ connectionString: store.connectionString!, schema: 'wf_no_such_schema', threads: 1 });
+    try {
+      await expect(replayCases(engine, ids, { pool: lost })).rejects.toThrow(/wf_no_such_schema/);
+    } finally {
+      await lost.close();
+    }
   });
 });
 
