@@ -105,7 +105,7 @@ function isInit(e: unknown): e is { type: 'xstate.init'; input: StartInput } {
   return typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'xstate.init';
 }
 
-type Envelope = { now: string; actor: string | null; oracle: Oracle; payload: Readonly<Record<string, Value>>; instance: string | null; trace?: TraceEntry[] };
+type Envelope = { now: string; actor: string | null; oracle: Oracle; payload: Readonly<Record<string, Value>>; instance: string | null; trace: TraceEntry[] | undefined };
 
 // Every guard, action and delay of a step asks for the envelope of the same (immutable) event
 // object, several times each: keep the last one rather than building it again.
@@ -121,16 +121,16 @@ function envelope(e: unknown): Envelope {
   return env;
 }
 
+const NO_PAYLOAD: Readonly<Record<string, Value>> = Object.freeze({});
+
+// One object of one shape whichever the event (one made per step, read by every hook).
 function makeEnvelope(e: unknown): Envelope {
   if (isInit(e)) {
     const i = e.input;
-    return i.trace === undefined
-      ? { now: i.now, actor: i.actor, oracle: i.oracle, payload: {}, instance: null }
-      : { now: i.now, actor: i.actor, oracle: i.oracle, payload: {}, instance: null, trace: i.trace };
+    return { now: i.now, actor: i.actor, oracle: i.oracle, payload: NO_PAYLOAD, instance: null, trace: i.trace };
   }
   const ev = e as CaseEvent;
-  const base = { now: ev.now, actor: ev.actor ?? null, oracle: ev.oracle, payload: ev.payload ?? {}, instance: ev.instance ?? null };
-  return ev.trace === undefined ? base : { ...base, trace: ev.trace };
+  return { now: ev.now, actor: ev.actor ?? null, oracle: ev.oracle, payload: ev.payload ?? NO_PAYLOAD, instance: ev.instance ?? null, trace: ev.trace };
 }
 
 function addDuration(oracle: Oracle, fromIso: string, d: Value): string | null {

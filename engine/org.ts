@@ -144,15 +144,40 @@ export function liveOracle(org: OrgView, calendar: Calendar): RecordingOracle {
 /**
  * Answers from recorded facts only. A question the record cannot answer means the log and the
  * definition disagree; it is answered as if nothing were known, and replay reports the mismatch.
+ * @example replayOracle({ parents: { 永乐社区: '城关街道' } }).parentOf('永乐社区') // '城关街道'
  */
-export function replayOracle(facts: Facts): RecordingOracle {
-  return {
-    parentOf: (unit) => facts.parents[unit] ?? null,
-    levelOf: (unit) => facts.levels[unit] ?? null,
-    addDuration: (fromIso, d) => facts.deadlines[deadlineKey(fromIso, d)] ?? fromIso,
-    isWorkday: (iso) => facts.workdays[iso] ?? false,
-    facts: () => facts,
-  };
+export function replayOracle(facts: Partial<Facts>): RecordingOracle {
+  return new ReplayOracle(facts);
+}
+
+/** A recorded answer: an own member of the map, never the prototype's (a unit named `__proto__`). */
+function recordedAnswer<V>(map: Readonly<Record<string, V>> | undefined, key: string): V | undefined {
+  return map !== undefined && Object.hasOwn(map, key) ? map[key] : undefined;
+}
+
+/** One object per replayed event, its answers read off the record (a missing map knows nothing). */
+class ReplayOracle implements RecordingOracle {
+  constructor(private readonly recorded: Partial<Facts>) {}
+
+  parentOf(unit: string): string | null {
+    return recordedAnswer(this.recorded.parents, unit) ?? null;
+  }
+
+  levelOf(unit: string): string | null {
+    return recordedAnswer(this.recorded.levels, unit) ?? null;
+  }
+
+  addDuration(fromIso: string, d: DurationValue): string {
+    return recordedAnswer(this.recorded.deadlines, deadlineKey(fromIso, d)) ?? fromIso;
+  }
+
+  isWorkday(iso: string): boolean {
+    return recordedAnswer(this.recorded.workdays, iso) ?? false;
+  }
+
+  facts(): Facts {
+    return { ...NO_FACTS, ...this.recorded };
+  }
 }
 
 export const NO_FACTS: Facts = { parents: {}, levels: {}, deadlines: {}, workdays: {} };

@@ -185,10 +185,10 @@ export interface RecordedEvent {
 /** The outcome of replaying one event: what `applyEvent` would have returned, less the checks. */
 export type ReplayedStep = Omit<StepOutcome, 'authorization' | 'payload'>;
 
-function recordedFacts(facts: unknown): { oracle: Facts; instance: string | null } {
+function recordedFacts(facts: unknown): { oracle: Partial<Facts>; instance: string | null } {
   const f = (typeof facts === 'object' && facts !== null ? facts : {}) as { oracle?: unknown; authorization?: unknown };
   const auth = (typeof f.authorization === 'object' && f.authorization !== null ? f.authorization : {}) as { instance?: unknown };
-  const oracle = typeof f.oracle === 'object' && f.oracle !== null ? { ...NO_FACTS, ...(f.oracle as Partial<Facts>) } : NO_FACTS;
+  const oracle = typeof f.oracle === 'object' && f.oracle !== null ? f.oracle as Partial<Facts> : NO_FACTS;
   return { oracle, instance: typeof auth.instance === 'string' ? auth.instance : null };
 }
 
@@ -224,7 +224,8 @@ export function replayEvent(rt: Runtime, snapshot: CaseSnapshot | null, record: 
  * for (const e of events) { m = replayMachineStep(rt, m, e); check(caseSnapshotOf(m), e); }
  */
 export function replayMachineStep(rt: Runtime, current: AnyMachineSnapshot | null, record: RecordedEvent): AnyMachineSnapshot {
-  return replayTransition(rt, current, record, [])[0];
+  // No trace: replay checks the states, and the decisions it would trace are the recorded ones.
+  return replayTransition(rt, current, record, undefined)[0];
 }
 
 /** The stored form of a machine snapshot. */
@@ -237,19 +238,22 @@ export function machineSnapshotOf(rt: Runtime, snapshot: CaseSnapshot): AnyMachi
   return rt.machine.resolveState({ value: snapshot.state, context: snapshot.context });
 }
 
-function replayTransition(rt: Runtime, current: AnyMachineSnapshot | null, record: RecordedEvent, trace: TraceEntry[]): [AnyMachineSnapshot, readonly unknown[]] {
+function replayTransition(rt: Runtime, current: AnyMachineSnapshot | null, record: RecordedEvent, trace: TraceEntry[] | undefined): [AnyMachineSnapshot, readonly unknown[]] {
   const { oracle: facts, instance } = recordedFacts(record.facts);
   const oracle = replayOracle(facts);
   const now = record.recordedAt;
   if (record.type === 'start') {
     // The start record keeps the data as sent; the machine started from it after defaults were applied.
     const { value: data } = validateRecord(rt.definition.caseFields, recordedPayload(record.payload), {});
-    return rt.initialTransition({ data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace });
+    const input: StartInput = trace === undefined
+      ? { data, actor: record.actorId, unit: record.orgUnitId, now, oracle }
+      : { data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace };
+    return rt.initialTransition(input);
   }
   if (current === null) throw new Error(`Event ${record.seq} (${record.type}) has no case to apply to: the log does not begin with a start event.`);
-  const event: CaseEvent = {
-    type: record.type, payload: recordedPayload(record.payload), actor: record.actorId, instance, now, oracle, trace,
-    ...(record.onBehalfOf === null ? {} : { onBehalfOf: record.onBehalfOf }),
-  };
+  // One object of one shape per event (no spreads): it is made for every event a replay runs.
+  const event: { -readonly [K in keyof CaseEvent]: CaseEvent[K] } = { type: record.type, payload: recordedPayload(record.payload), actor: record.actorId, instance, now, oracle };
+  if (trace !== undefined) event.trace = trace;
+  if (record.onBehalfOf !== null) event.onBehalfOf = record.onBehalfOf;
   return rt.transition(current, event);
 }

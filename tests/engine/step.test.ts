@@ -8,7 +8,7 @@ import { compile, type CompiledDefinition } from '../../dsl/compile.ts';
 import { createCalendar } from '../../engine/calendar.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { MemoryEngine } from '../../engine/memory.ts';
-import { MemoryOrg } from '../../engine/org.ts';
+import { MemoryOrg, replayOracle } from '../../engine/org.ts';
 
 const SOURCE = `
 workflow 测试 "测试流程"
@@ -289,5 +289,19 @@ describe('effects and history', () => {
     // The deadline and its reminder, each computed with the calendar and recorded.
     expect(Object.keys(init?.facts.deadlines ?? {})).toHaveLength(2);
     expect(dispatch?.trace).toContainEqual(expect.objectContaining({ kind: 'guard', result: true }));
+  });
+});
+
+describe('the replay oracle', () => {
+  it('answers only what the event recorded: a missing map knows nothing, and a unit named like a prototype member is not found on the prototype', () => {
+    const o = replayOracle({ parents: { 永乐社区: '城关街道' }, deadlines: { '2026-03-02T01:00:00.000Z|0|2': '2026-03-04T01:00:00.000Z' } });
+    expect(o.parentOf('永乐社区')).toBe('城关街道');
+    expect(o.addDuration('2026-03-02T01:00:00.000Z', { ms: 0, workdays: 2 })).toBe('2026-03-04T01:00:00.000Z');
+    // Not recorded: the answer of knowing nothing, which replay then reports as a mismatch.
+    expect(o.addDuration('2026-03-02T01:00:00.000Z', { ms: 0, workdays: 3 })).toBe('2026-03-02T01:00:00.000Z');
+    expect(o.levelOf('永乐社区')).toBeNull();
+    expect(o.isWorkday('2026-03-02T01:00:00.000Z')).toBe(false);
+    for (const unit of ['__proto__', 'constructor', 'toString']) expect(o.parentOf(unit)).toBeNull();
+    expect(o.facts()).toEqual({ parents: { 永乐社区: '城关街道' }, levels: {}, workdays: {}, deadlines: { '2026-03-02T01:00:00.000Z|0|2': '2026-03-04T01:00:00.000Z' } });
   });
 });
