@@ -18,7 +18,7 @@ export interface MemoryEvent {
   readonly payload: Readonly<Record<string, Value>>;
   readonly at: string;
   readonly state: string;
-  readonly facts: Facts;
+  readonly facts: Partial<Facts>;
   readonly trace: readonly TraceEntry[];
 }
 
@@ -142,7 +142,7 @@ export class MemoryEngine {
       .map((t) => ({ caseId: t.caseId, eventType: t.eventType, dueAt: new Date(t.dueAt).toISOString() }));
   }
 
-  private record(c: MemoryCase, out: StepOutcome, ev: { type: string; actor: string | null; payload: Readonly<Record<string, Value>> }, at: string, facts: Facts): void {
+  private record(c: MemoryCase, out: StepOutcome, ev: { type: string; actor: string | null; payload: Readonly<Record<string, Value>> }, at: string, facts: Partial<Facts>): void {
     c.snapshot = out.snapshot;
     c.effects.push(...out.effects);
     c.events.push({ seq: c.events.length + 1, type: ev.type, actor: ev.actor, payload: ev.payload, at, state: out.snapshot.state, facts, trace: out.trace });

@@ -79,8 +79,8 @@ export interface Facts {
 }
 
 export interface RecordingOracle extends Oracle {
-  /** The answers given so far. */
-  facts(): Facts;
+  /** The answers given so far; a kind of question never asked is left out (replay reads it as empty). */
+  facts(): Partial<Facts>;
 }
 
 function deadlineKey(fromIso: string, d: DurationValue): string {
@@ -104,6 +104,11 @@ export function addDurationWith(calendar: Calendar, fromIso: string, d: Duration
   }
   t += d.ms;
   return new Date(t).toISOString();
+}
+
+function hasAny(map: Readonly<Record<string, unknown>>): boolean {
+  for (const _ in map) return true;
+  return false;
 }
 
 /**
@@ -137,7 +142,15 @@ export function liveOracle(org: OrgView, calendar: Calendar): RecordingOracle {
       workdays[iso] = r;
       return r;
     },
-    facts: () => ({ parents: { ...parents }, levels: { ...levels }, deadlines: { ...deadlines }, workdays: { ...workdays } }),
+    // Most steps ask one kind of question or none: empty maps are left out of every event row.
+    facts: () => {
+      const out: { -readonly [K in keyof Facts]?: Facts[K] } = {};
+      if (hasAny(parents)) out.parents = { ...parents };
+      if (hasAny(levels)) out.levels = { ...levels };
+      if (hasAny(deadlines)) out.deadlines = { ...deadlines };
+      if (hasAny(workdays)) out.workdays = { ...workdays };
+      return out;
+    },
   };
 }
 
@@ -175,8 +188,8 @@ class ReplayOracle implements RecordingOracle {
     return recordedAnswer(this.recorded.workdays, iso) ?? false;
   }
 
-  facts(): Facts {
-    return { ...NO_FACTS, ...this.recorded };
+  facts(): Partial<Facts> {
+    return this.recorded;
   }
 }
 

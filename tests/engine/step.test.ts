@@ -302,6 +302,6 @@ describe('the replay oracle', () => {
     expect(o.levelOf('永乐社区')).toBeNull();
     expect(o.isWorkday('2026-03-02T01:00:00.000Z')).toBe(false);
     for (const unit of ['__proto__', 'constructor', 'toString']) expect(o.parentOf(unit)).toBeNull();
-    expect(o.facts()).toEqual({ parents: { 永乐社区: '城关街道' }, levels: {}, workdays: {}, deadlines: { '2026-03-02T01:00:00.000Z|0|2': '2026-03-04T01:00:00.000Z' } });
+    expect(o.facts()).toEqual({ parents: { 永乐社区: '城关街道' }, deadlines: { '2026-03-02T01:00:00.000Z|0|2': '2026-03-04T01:00:00.000Z' } });
   });
 });
