@@ -120,8 +120,9 @@ export async function audit(args: AuditArgs, io: AuditIo): Promise<number> {
     const { auditCases } = await import('../engine/audit.ts');
     const { definitionLoader } = await import('../engine/definitions.ts');
     const workers = args.workers ?? (store.kind === 'postgres' && ids.length >= WORKERS_FROM_CASES ? availableParallelism() : 0);
-    // Batches small enough that every thread gets some.
-    const batchSize = workers > 1 ? Math.max(1, Math.min(500, Math.ceil(ids.length / workers))) : 500;
+    // On threads, batches of at most 100 cases (each thread takes the next when it has room, and
+    // holds two at a time), small enough that every thread gets some; here, 500 per query.
+    const batchSize = workers > 1 ? Math.max(1, Math.min(100, Math.ceil(ids.length / workers))) : 500;
     // Each batch read once: its chains verified and its logs replayed through the stored definitions.
     const r = await auditCases({ store, loadDefinition: definitionLoader(store) }, ids, { workers, batchSize, onProgress: progress(io, 'audit', ids.length) });
     if (args.json) {

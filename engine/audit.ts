@@ -492,7 +492,12 @@ async function checkCases(engine: ReplayHost, caseIds: readonly string[], option
   const batches = batchesOf(caseIds, size);
   const { store } = engine;
   const threadsAllowed = store.connectionString !== null && onlyBuiltInReplayers();
-  if (options.pool !== undefined && threadsAllowed) return options.pool.check(batches, chains, options.onProgress);
+  if (options.pool !== undefined && threadsAllowed) {
+    if (!options.pool.reads(store.connectionString as string, store.schema)) {
+      throw new Error(`This ReplayPool reads another database or schema than the store's (${store.schema}): start one with the store's connectionString and schema.`);
+    }
+    return options.pool.check(batches, chains, options.onProgress);
+  }
   const workers = Math.min(Math.floor(options.workers ?? 0), batches.length);
   if (workers > 1 && threadsAllowed) {
     const pool = new ReplayPool({ connectionString: store.connectionString as string, schema: store.schema, threads: workers });
@@ -563,13 +568,19 @@ const REPLAY_YOUNG_GENERATION_MB = 96;
  */
 export class ReplayPool {
   private readonly threads: ThreadPool<ReplayTask, BulkAuditResult>;
+  private readonly settings: ReplayWorkerSettings;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: ReplayPoolOptions) {
+    this.settings = { connectionString: options.connectionString, schema: options.schema };
     // Sources run through a TypeScript loader (tests, the CLI); the built package runs plain JS.
     const script = new URL(import.meta.url.endsWith('.ts') ? './replay-worker.ts' : './replay-worker.js', import.meta.url);
-    const workerData: ReplayWorkerSettings = { connectionString: options.connectionString, schema: options.schema };
-    this.threads = new ThreadPool({ script, threads: options.threads, workerData, resourceLimits: { maxYoungGenerationSizeMb: REPLAY_YOUNG_GENERATION_MB } });
+    this.threads = new ThreadPool({ script, threads: options.threads, workerData: this.settings, resourceLimits: { maxYoungGenerationSizeMb: REPLAY_YOUNG_GENERATION_MB } });
+  }
+
+  /** Whether the threads read this database and schema. */
+  reads(connectionString: string, schema: string): boolean {
+    return this.settings.connectionString === connectionString && this.settings.schema === schema;
   }
 
   /** The batches checked on the pool's threads, after any call already running on it. */

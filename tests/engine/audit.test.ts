@@ -104,7 +104,11 @@ describe(`bulk replay on ${backend}`, () => {
     }
     const lost = new ReplayPool({ connectionString: store.connectionString!, schema: 'wf_no_such_schema', threads: 1 });
     try {
-      await expect(replayCases(engine, ids, { pool: lost })).rejects.toThrow(/wf_no_such_schema/);
+      // The pool's threads read another schema than the engine's store: refused before any is read.
+      await expect(replayCases(engine, ids, { pool: lost })).rejects.toThrow(/another database or schema/);
+      // A store on that schema: the threads cannot start there, and say why.
+      const elsewhere = { store: { ...store, schema: 'wf_no_such_schema' }, loadDefinition: (id: string) => engine.loadDefinition(id) };
+      await expect(replayCases(elsewhere, ids, { pool: lost })).rejects.toThrow(/Schema wf_no_such_schema does not exist/);
     } finally {
       await lost.close();
     }
