@@ -8,7 +8,7 @@ import type { Runtime } from '../dsl/runtime.ts';
 import type { CaseSnapshot } from './step.ts';
 import type { ReplayRow } from './store/audit.ts';
 
-/** A stored event as replay sees it: every column but the decision trace and the hashes. */
+/** A stored event as replay sees it: every column but the decision trace and the hashes; a system event's facts whole, a machine event's only `{ oracle, authorization: { instance }, definitionId }`. */
 export type AuditEvent = ReplayRow;
 
 /**

@@ -41,14 +41,23 @@ export async function loadCaseRows(store: OpenedDatabase, caseIds: readonly stri
 export type ReplayRow = ReplayFields;
 
 /**
+ * A machine event's facts as replay reads them: the oracle's answers, the multi-unit instance and
+ * the definition, without the rest of the recorded authorization (role, unit, clause), which
+ * replay does not repeat; parsing it was a tenth of a replayed event's cost. System events
+ * (`case.*`, or `system: true`) keep their facts whole, for the replayers registered for them.
+ */
+const REPLAY_FACTS_SQL = `case when type like 'case.%' or facts ? 'system' then facts
+  else jsonb_build_object('oracle', facts->'oracle', 'authorization', jsonb_build_object('instance', facts->'authorization'->'instance'), 'definitionId', facts->'definitionId') end`;
+
+/**
  * The events of many cases in seq order, grouped by case, with only the columns replay uses: the
  * decision trace and the hashes are most of a row's bytes and half the parsing, and replay needs
- * neither (verify reads them).
+ * neither (verify reads them); of a machine event's facts, only what replay asks of them.
  * @example const logs = await loadReplayLogs(store, ids); for (const [id, events] of logs) …
  */
 export async function loadReplayLogs(store: OpenedDatabase, caseIds: readonly string[]): Promise<Map<string, ReplayRow[]>> {
   const rows = await store.query<Record<string, unknown>>(
-    `select case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, ${isoUtcSql('recorded_at')} as recorded_at, facts, resulting_state
+    `select case_id, seq, type, actor_id, on_behalf_of, role, org_unit_id, payload, ${isoUtcSql('recorded_at')} as recorded_at, ${REPLAY_FACTS_SQL} as facts, resulting_state
        from events where ${anyOfJsonIds('case_id', '$1')}`,
     [JSON.stringify(caseIds)], 'wf_audit_load_replay_logs');
   return groupBySeq(rows.map(replayFieldsFromRow));

@@ -23,6 +23,8 @@ import { canonicalJson, chainHash } from '../../engine/hash.ts';
 import { loadFixtures } from '../../engine/scenario.ts';
 import { replayEvent, type CaseSnapshot } from '../../engine/step.ts';
 import { loadEvents, type EventRecord } from '../../engine/store/cases.ts';
+import { loadReplayLogs } from '../../engine/store/audit.ts';
+import { resumeCase, suspendCase } from '../../engine/admin.ts';
 import { findActor, upsertActor, upsertOrgUnits } from '../../engine/store/registry.ts';
 import type { Database, OpenedDatabase } from '../../engine/store/index.ts';
 import { backend, openTestDatabase, sqlStateOfRejection } from './support.ts';
@@ -79,6 +81,24 @@ describe(`bulk replay on ${backend}`, () => {
     expect(audited).toMatchObject({ ...here, verified: 5 });
     expect(audited.problems.map((p) => [p.caseId, p.firstBadSeq, p.problem])).toEqual([[eventBad, 5, 'altered']]);
     expect(auditedOnThreads).toEqual(audited);
+  });
+
+  it('reads of a machine event\'s facts only what replay asks (oracle, instance, definition), of a system event its facts whole, and replays the same', async () => {
+    now += MINUTE;
+    const id = (await engine.startCase({ workflow: '五单服务', version: 1, orgUnit: '永乐社区', actor: '居民王先生', data: DATA })).id;
+    await step(id, '派单', '社区书记张', { 单位: '县卫健局', 派单说明: '尽快' });
+    await suspendCase(engine, id, { actor: '街道书记赵', reason: '群众外出' });
+    await resumeCase(engine, id, { actor: '街道书记赵' });
+    const stored = await loadEvents(store, id);
+    const read = (await loadReplayLogs(store, [id])).get(id) ?? [];
+    expect(read.map((e) => e.type)).toEqual(stored.map((e) => e.type));
+    expect(stored.some((e) => e.type.startsWith('case.'))).toBe(true);
+    for (const [i, e] of read.entries()) {
+      const f = stored[i]!.facts as { oracle?: unknown; authorization?: { instance?: unknown }; definitionId?: unknown };
+      if (e.type.startsWith('case.')) expect(e.facts).toEqual(f);
+      else expect(e.facts).toEqual({ oracle: f.oracle ?? null, authorization: { instance: f.authorization?.instance ?? null }, definitionId: f.definitionId ?? null });
+    }
+    expect(await replayCases(engine, [id])).toMatchObject({ cases: 1, ok: 1, mismatches: [] });
   });
 
   it.runIf(backend === 'postgres')('(Postgres only) a ReplayPool keeps its threads for many calls: the same answers as this thread each time, progress up to the totals; a pool that cannot start says why', async () => {
