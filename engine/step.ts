@@ -245,10 +245,7 @@ function replayTransition(rt: Runtime, current: AnyMachineSnapshot | null, recor
   if (record.type === 'start') {
     // The start record keeps the data as sent; the machine started from it after defaults were applied.
     const { value: data } = validateRecord(rt.definition.caseFields, recordedPayload(record.payload), {});
-    const input: StartInput = trace === undefined
-      ? { data, actor: record.actorId, unit: record.orgUnitId, now, oracle }
-      : { data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace };
-    return rt.initialTransition(input);
+    return rt.initialTransition({ data, actor: record.actorId, unit: record.orgUnitId, now, oracle, trace });
   }
   if (current === null) throw new Error(`Event ${record.seq} (${record.type}) has no case to apply to: the log does not begin with a start event.`);
   // One object of one shape per event (no spreads): it is made for every event a replay runs.
