@@ -19,7 +19,7 @@ import { EngineError, type ErrorCode } from './errors.ts';
 import { canonicalJson, canonicalObject, chainHash, sha256Hex } from './hash.ts';
 import { liveOracle, MemoryOrg, type OrgLevel, type OrgView, type RoleGrant } from './org.ts';
 import { applyEvent, startCase as startStep, type CaseSnapshot, type StepOutcome } from './step.ts';
-import { AppendBatcher, insertCase, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PreSerialized, type PriorAnswer } from './store/cases.ts';
+import { AppendBatcher, insertCase, type PendingAppend, loadCase, recordRefusal, findPrior, type AppendResult, type EventRecord, type PreSerialized, type PriorAnswer } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
 import { holdsTimer } from './store/timers.ts';
 import { findDefinition, insertDefinition, latestDefinition, loadOrg, type DefinitionRow } from './store/registry.ts';
@@ -50,7 +50,11 @@ export interface EngineOptions {
   readonly caseCacheSize?: number;
   /** Group commit: at most this many events in one statement (default 64)… */
   readonly maxBatch?: number;
-  /** …and at most this many such statements in flight at once (default 2: more splits the batches, and each statement has a fixed cost in the database). */
+  /**
+   * …and at most this many such statements in flight at once (default 1: the database writes one
+   * batch while the process computes the next; a second statement in flight split the batches in
+   * two, and each statement has a fixed cost in the database, so it was slower in the benchmark).
+   */
   readonly batchesInFlight?: number;
 }
 
@@ -203,7 +207,7 @@ export class Engine {
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
     this.loadStored = definitionLoader(this.store);
-    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 2);
+    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 1);
   }
 
   /** Runs `work` after every earlier write to the same case in this process has finished. */
@@ -457,80 +461,92 @@ export class Engine {
     const requestHash = key === undefined ? '' : sha256Hex(canonicalJson({ op: 'event', type: input.type, payload: input.payload ?? {}, onBehalfOf: input.onBehalfOf ?? null, instance: input.instance ?? null }));
     let fresh = false;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const c = await this.fetch(caseId, fresh);
-      const def = await this.loadDefinition(c.definitionId);
-      if (c.suspended && firing === undefined) {
-        throw new EngineError('CASE_SUSPENDED', `Case ${caseId} is suspended.`, { caseId });
-      }
-      const org = await this.org();
-      const oracle = liveOracle(org, this.calendar);
-      const now = this.now();
-      let out: StepOutcome;
+      // Tell the batcher this event is on its way, so a batch may wait for it rather than leave lopsided.
+      const pending = this.batcher.prepare();
       try {
-        out = applyEvent(def.runtime, c.snapshot, {
-          type: input.type,
-          actor: input.actor,
-          payload: (input.payload ?? {}) as Record<string, Value>,
-          ...(input.onBehalfOf === undefined ? {} : { onBehalfOf: input.onBehalfOf }),
-          ...(input.instance === undefined ? {} : { instance: input.instance }),
-          now,
-          oracle,
-        }, org);
-      } catch (e) {
-        if (!(e instanceof EngineError)) throw e;
-        // A cached snapshot may be behind another process's write: judge refusals on fresh data.
-        if (!fresh && (e.code === 'NOT_POSSIBLE' || e.code === 'NOT_ALLOWED')) {
-          fresh = true;
-          continue;
-        }
-        if (key !== undefined) {
-          const prior = await recordRefusal(this.store, caseId, { actorId: idemActor, key, requestHash, response: { error: e.toJSON() } });
-          if (prior !== null) return this.answer(prior, requestHash);
-        }
-        throw e;
-      }
-      const unit = out.snapshot.context.unit;
-      if (unit !== null && org.unit(unit) === undefined) {
-        // `reassign to "…"` may name a unit that does not exist; refuse rather than write a dangling unit.
-        throw new EngineError('ORG_UNIT_NOT_FOUND', `"${input.type}" would make ${unit} responsible, but there is no such org unit.`, { orgUnit: unit });
-      }
-      const seq = c.version + 1;
-      const { event, json } = this.eventRecord(caseId, seq, c.headHash, {
-        type: input.type, actor: input.actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role,
-        orgUnit: out.authorization.instance ?? out.authorization.unit, payload: out.payload, now,
-        facts: { oracle: oracle.facts(), authorization: out.authorization }, out,
-      });
-      const next: CachedCase = { version: seq, snapshot: out.snapshot, headHash: event.hash, definitionId: c.definitionId, suspended: c.suspended };
-      const view = toView(caseId, next, def.row);
-      const scheduled = new Set(out.schedule.map((t) => t.id));
-      let result: AppendResult;
-      try {
-        result = await this.batcher.append({
-          caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,
-          orgUnitId: out.snapshot.context.unit ?? '', event, json,
-          schedule: dedupeTimers(out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
-          cancel: out.cancel.filter((id) => !scheduled.has(id) && id !== firing?.timerId),
-          ...(firing === undefined ? {} : { firing: { ...firing, markFired: !scheduled.has(firing.timerId) } }),
-          ...(key === undefined ? {} : { idempotency: { actorId: idemActor, key, requestHash, response: { case: view } } }),
-        });
-      } catch (e) {
-        throw this.unknownOutcome(e, caseId);
-      }
-      if (result.applied) {
-        this.committed(caseId, next);
-        return view;
-      }
-      if (result.prior !== null) {
-        this.forget(caseId);
-        return this.answer(result.prior, requestHash);
-      }
-      if (firing !== undefined && !(await holdsTimer(this.store, { caseId, timerId: firing.timerId }, firing.claimedBy))) {
-        // Another node holds the timer now (this one's lease ran out): it is theirs to fire.
-        throw new EngineError('NOT_POSSIBLE', `Timer ${firing.timerId} is no longer claimed by ${firing.claimedBy}.`, { caseId, timerId: firing.timerId });
+        const outcome = await this.attempt(caseId, input, firing, fresh, pending, { key, idemActor, requestHash });
+        if (outcome !== 'retry') return outcome;
+      } finally {
+        pending.withdraw();
       }
       fresh = true; // someone else wrote first: recompute on their result
     }
     throw new EngineError('UNAVAILABLE', `Case ${caseId} is changing too fast to apply "${input.type}"; try again.`, { caseId });
+  }
+
+  /** One try at applying an event: its view, or 'retry' when another writer got there first. */
+  private async attempt(caseId: string, input: SendInput, firing: { timerId: string; claimedBy: string } | undefined, fresh: boolean,
+    pending: PendingAppend, idem: { key: string | undefined; idemActor: string; requestHash: string }): Promise<CaseView | 'retry'> {
+    const { key, idemActor, requestHash } = idem;
+    const c = await this.fetch(caseId, fresh);
+    const def = await this.loadDefinition(c.definitionId);
+    if (c.suspended && firing === undefined) {
+      throw new EngineError('CASE_SUSPENDED', `Case ${caseId} is suspended.`, { caseId });
+    }
+    const org = await this.org();
+    const oracle = liveOracle(org, this.calendar);
+    const now = this.now();
+    let out: StepOutcome;
+    try {
+      out = applyEvent(def.runtime, c.snapshot, {
+        type: input.type,
+        actor: input.actor,
+        payload: (input.payload ?? {}) as Record<string, Value>,
+        ...(input.onBehalfOf === undefined ? {} : { onBehalfOf: input.onBehalfOf }),
+        ...(input.instance === undefined ? {} : { instance: input.instance }),
+        now,
+        oracle,
+      }, org);
+    } catch (e) {
+      if (!(e instanceof EngineError)) throw e;
+      // A cached snapshot may be behind another process's write: judge refusals on fresh data.
+      if (!fresh && (e.code === 'NOT_POSSIBLE' || e.code === 'NOT_ALLOWED')) return 'retry';
+      if (key !== undefined) {
+        const prior = await recordRefusal(this.store, caseId, { actorId: idemActor, key, requestHash, response: { error: e.toJSON() } });
+        if (prior !== null) return this.answer(prior, requestHash);
+      }
+      throw e;
+    }
+    const unit = out.snapshot.context.unit;
+    if (unit !== null && org.unit(unit) === undefined) {
+      // `reassign to "…"` may name a unit that does not exist; refuse rather than write a dangling unit.
+      throw new EngineError('ORG_UNIT_NOT_FOUND', `"${input.type}" would make ${unit} responsible, but there is no such org unit.`, { orgUnit: unit });
+    }
+    const seq = c.version + 1;
+    const { event, json } = this.eventRecord(caseId, seq, c.headHash, {
+      type: input.type, actor: input.actor, onBehalfOf: input.onBehalfOf ?? null, role: out.authorization.role,
+      orgUnit: out.authorization.instance ?? out.authorization.unit, payload: out.payload, now,
+      facts: { oracle: oracle.facts(), authorization: out.authorization }, out,
+    });
+    const next: CachedCase = { version: seq, snapshot: out.snapshot, headHash: event.hash, definitionId: c.definitionId, suspended: c.suspended };
+    const view = toView(caseId, next, def.row);
+    const scheduled = new Set(out.schedule.map((t) => t.id));
+    let result: AppendResult;
+    try {
+      result = await pending.append({
+        caseId, expectedVersion: c.version, state: out.snapshot.state, status: c.suspended ? 'stopped' : out.snapshot.status,
+        orgUnitId: out.snapshot.context.unit ?? '', event, json,
+        schedule: dedupeTimers(out.schedule.map((t) => ({ id: t.id, type: t.eventType, due: t.dueAt }))),
+        cancel: out.cancel.filter((id) => !scheduled.has(id) && id !== firing?.timerId),
+        ...(firing === undefined ? {} : { firing: { ...firing, markFired: !scheduled.has(firing.timerId) } }),
+        ...(key === undefined ? {} : { idempotency: { actorId: idemActor, key, requestHash, response: { case: view } } }),
+      });
+    } catch (e) {
+      throw this.unknownOutcome(e, caseId);
+    }
+    if (result.applied) {
+      this.committed(caseId, next);
+      return view;
+    }
+    if (result.prior !== null) {
+      this.forget(caseId);
+      return this.answer(result.prior, requestHash);
+    }
+    if (firing !== undefined && !(await holdsTimer(this.store, { caseId, timerId: firing.timerId }, firing.claimedBy))) {
+      // Another node holds the timer now (this one's lease ran out): it is theirs to fire.
+      throw new EngineError('NOT_POSSIBLE', `Timer ${firing.timerId} is no longer claimed by ${firing.claimedBy}.`, { caseId, timerId: firing.timerId });
+    }
+    return 'retry'; // someone else wrote first: recompute on their result
   }
 
   /**

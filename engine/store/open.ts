@@ -38,7 +38,7 @@ export interface OpenDatabaseOptions {
   readonly poolSize?: number;
   /**
    * Postgres only: connections kept for {@link OpenedDatabase.write}, beyond `poolSize`, opened
-   * when first needed (default 4: the engine's group-commit statements in flight, 2 by default,
+   * when first needed (default 4: the engine's group-commit statements in flight, 1 by default,
    * and the case starts, which are written one statement each).
    */
   readonly writers?: number;
