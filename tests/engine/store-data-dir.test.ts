@@ -19,7 +19,7 @@ describe('embedded database in a data directory', () => {
       try {
         const first = await openDatabase({ dataDir, schema: 'wf' });
         try {
-          expect(first).toMatchObject({ kind: 'pglite', schema: 'wf', migrations: ['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys', '0007-case-paging-indexes'] });
+          expect(first).toMatchObject({ kind: 'pglite', schema: 'wf', migrations: ['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys', '0007-case-paging-indexes', '0008-hash-check-without-regex'] });
           await first.db.insertInto('org_units').values({ id: 'grid-7', parent_id: null, level: 'grid', name: '第七网格' }).execute();
         } finally {
           await first.close();

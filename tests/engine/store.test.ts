@@ -39,7 +39,7 @@ describe(`store on ${backend}`, () => {
   describe('migrations', () => {
     it('are applied on open, with their bookkeeping in the store schema', async () => {
       expect(store.kind).toBe(backend);
-      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys', '0007-case-paging-indexes']);
+      expect(store.migrations).toEqual(['0001-core-tables', '0002-audit-guards', '0003-outbox-deliveries', '0004-personal-data-reads', '0005-event-order', '0006-history-writes-without-foreign-keys', '0007-case-paging-indexes', '0008-hash-check-without-regex']);
       const tables = await sql<{ table_name: string }>`
         select table_name from information_schema.tables
         where table_schema = ${store.schema} and table_name like 'kysely_migration%' order by table_name`.execute(store.db);
@@ -53,14 +53,34 @@ describe(`store on ${backend}`, () => {
     it('keep the paging indexes an operator built beforehand without blocking (migration 0007 creates them if not exists)', async () => {
       await sql`drop index cases_created_idx`.execute(store.db);
       await sql`drop index cases_active_created_idx`.execute(store.db);
-      await sql`delete from kysely_migration where name = '0007-case-paging-indexes'`.execute(store.db);
+      // The migrations after it are taken back too (Kysely runs them in order); they run again.
+      await sql`delete from kysely_migration where name >= '0007-case-paging-indexes'`.execute(store.db);
       // As docs/engine.md tells an operator to, outside any transaction.
       await store.query('create index concurrently cases_created_idx on cases (created_at, id)', []);
       await store.query("create index concurrently cases_active_created_idx on cases (created_at, id) where status = 'active'", []);
-      expect(await migrate(store.db)).toEqual(['0007-case-paging-indexes']);
+      expect(await migrate(store.db)).toEqual(['0007-case-paging-indexes', '0008-hash-check-without-regex']);
       const { rows } = await sql<{ indexname: string }>`
         select indexname from pg_indexes where schemaname = ${store.schema} and tablename = 'cases' and indexname like 'cases_%created_idx' order by 1`.execute(store.db);
       expect(rows.map((r) => r.indexname)).toEqual(['cases_active_created_idx', 'cases_created_idx']);
+    });
+
+    it.each([
+      ['upper-case hex', 'A'.repeat(64), '23514'],
+      ['63 digits', '0'.repeat(63), '23514'],
+      ['65 digits', '0'.repeat(65), '23514'],
+      ['a non-hex letter', `${'0'.repeat(63)}g`, '23514'],
+      ['a space', ` ${'0'.repeat(63)}`, '23514'],
+      ['a full-width digit', `${'0'.repeat(63)}０`, '23514'],
+      ['64 lowercase hex digits', `${'0123456789abcdef'.repeat(4)}`, undefined],
+    ])('hold an event hash to 64 lowercase hex digits without a regex (migration 0008): %s', async (_name, hash, state) => {
+      const insert = sql`insert into events (case_id, seq, type, recorded_at, resulting_state, hash)
+        values (${`hash-rule-${hash.length}-${hash.slice(-1)}-${_name}`}, 1, 'start', now(), '{}'::jsonb, ${hash})`;
+      expect(await sqlStateOfRejection(insert.execute(store.db))).toBe(state);
+      const { rows } = await sql<{ def: string }>`
+        select pg_get_constraintdef(k.oid) as def from pg_constraint k join pg_namespace n on n.oid = k.connamespace
+        where k.conname = 'events_hash_check' and n.nspname = ${store.schema}`.execute(store.db);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.def).not.toContain('~');
     });
 
     it('leave the history tables without foreign keys to cases (migration 0006): the batch statement writes their rows only with the case row it updates', async () => {

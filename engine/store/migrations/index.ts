@@ -8,6 +8,7 @@ import * as personalDataReads from './0004-personal-data-reads.ts';
 import * as eventOrder from './0005-event-order.ts';
 import * as historyWritesWithoutForeignKeys from './0006-history-writes-without-foreign-keys.ts';
 import * as casePagingIndexes from './0007-case-paging-indexes.ts';
+import * as hashCheckWithoutRegex from './0008-hash-check-without-regex.ts';
 
 /**
  * Every migration of the store, by name.
@@ -25,4 +26,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005-event-order': eventOrder,
   '0006-history-writes-without-foreign-keys': historyWritesWithoutForeignKeys,
   '0007-case-paging-indexes': casePagingIndexes,
+  '0008-hash-check-without-regex': hashCheckWithoutRegex,
 });
