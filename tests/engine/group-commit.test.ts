@@ -1,9 +1,13 @@
 // Group commit: which events leave together in one statement. A free write slot takes the waiting
 // events unless at least as many more are still being computed; then it waits for them (up to half
 // of what is in the process), so the batches do not settle into a lopsided 1, 15, 1, 15 rhythm.
+// And each batch is written with the form of the statement its rows need (timer firings,
+// idempotency keys, both or neither).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppendBatcher, type AppendInput } from '../../engine/store/cases.ts';
+import { Engine } from '../../engine/engine.ts';
+import { AppendBatcher, loadEvents, type AppendInput } from '../../engine/store/cases.ts';
 import type { OpenedDatabase } from '../../engine/store/index.ts';
+import { upsertActor, upsertOrgUnits } from '../../engine/store/registry.ts';
 import { backend, openTestDatabase } from './support.ts';
 
 /** An event for a case that does not exist: the statement runs and applies nothing, which is all a batch's make-up needs. */
@@ -23,6 +27,8 @@ describe(`group commit on ${backend}`, () => {
   let store: OpenedDatabase;
   /** The case ids of each statement the batcher sent, in the order sent. */
   let sent: string[][];
+  /** The name of each statement sent, with whether its rows carry an idempotency key or fire a timer. */
+  let forms: { name: string; idempotency: boolean; firing: boolean }[] | undefined;
   let recording: OpenedDatabase;
 
   beforeAll(async () => {
@@ -30,7 +36,10 @@ describe(`group commit on ${backend}`, () => {
     recording = {
       ...store,
       write: (text, values, name) => {
-        sent.push((JSON.parse(String(values[0])) as { case_id: string }[]).map((r) => r.case_id));
+        if (name?.startsWith('wf_append_batch') !== true) return store.write(text, values, name); // case starts
+        const rows = JSON.parse(String(values[0])) as { case_id: string; idem_key?: string; fire_id?: string }[];
+        sent.push(rows.map((r) => r.case_id));
+        forms?.push({ name: name ?? '', idempotency: rows.some((r) => r.idem_key !== undefined), firing: rows.some((r) => r.fire_id !== undefined) });
         return store.write(text, values, name);
       },
     };
@@ -99,5 +108,60 @@ describe(`group commit on ${backend}`, () => {
     const gone = batcher.prepare();
     gone.withdraw();
     await expect(gone.append(input('gone'))).rejects.toThrow(/already appended or withdrawn/);
+  });
+
+  it('has a statement for each mix of timer firings and idempotency keys, and each runs', async () => {
+    const seen: NonNullable<typeof forms> = [];
+    forms = seen;
+    const batcher = new AppendBatcher(recording);
+    const firing = { timerId: 't', claimedBy: 'node', markFired: true };
+    const idempotency = { actorId: 'a', key: 'k', requestHash: 'h', response: {} };
+    for (const extra of [{}, { firing }, { idempotency }, { firing, idempotency }]) {
+      expect(await batcher.append({ ...input('forms'), ...extra })).toEqual({ applied: false, prior: null });
+    }
+    expect(seen.map((f) => f.name)).toEqual(['wf_append_batch', 'wf_append_batch_fire', 'wf_append_batch_idem', 'wf_append_batch_fire_idem']);
+    forms = undefined;
+  });
+
+  it('writes a batch without idempotency keys or timer firings with the statement that has no parts for them, and one with them with the full one', async () => {
+    await upsertOrgUnits(store, [{ id: '批量社区', parent: null, level: 'community', name: '批量社区' }]);
+    await upsertActor(store, { id: '批量办理人', name: '批量办理人', phone: null, roles: [{ role: '办理人', unit: '批量社区' }] });
+    const engine = new Engine({ store: recording });
+    await engine.deploy(`
+workflow 批量 "group commit"
+roles 办理人
+case { 次数: number = 0 }
+start 甲 by anyone
+state 甲
+  on 推进 by 办理人 set case.次数 = case.次数 + 1 notify 办理人 "轮到乙" -> 乙
+  after 2 workdays escalate -> 甲
+state 乙
+  on 推进 by 办理人 set case.次数 = case.次数 + 1 -> 甲
+  on 完成 by 办理人 -> 完结
+  after 2 workdays escalate -> 乙
+final 完结
+`, 'batch.wf');
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await engine.startCase({ workflow: '批量', orgUnit: '批量社区', actor: '批量办理人', data: {} })).id);
+    sent = [];
+    const seen: NonNullable<typeof forms> = [];
+    forms = seen;
+    // Six at once, every other one with a key, so that batches of both kinds and mixed ones are written.
+    const send = (id: string, i: number): Promise<unknown> =>
+      engine.sendEvent(id, { type: '推进', actor: '批量办理人', ...(i % 2 === 0 ? { idempotencyKey: `key-${i}` } : {}) });
+    const views = await Promise.all(ids.map(send));
+    expect(views).toEqual(ids.map(() => expect.objectContaining({ state: '乙', version: 2 })));
+    expect(seen.length).toBeGreaterThan(0);
+    for (const f of seen) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
+    // The keys were recorded: the same requests again are answered as before and write nothing.
+    const again = await Promise.all(ids.map((id, i) => i % 2 === 0 ? send(id, i) : Promise.resolve(views[i])));
+    expect(again).toEqual(views);
+    for (const id of ids) expect((await loadEvents(store, id)).map((e) => e.type)).toEqual(['start', '推进']);
+    // And three without keys: batches of those alone.
+    const odd = ids.filter((_, i) => i % 2 === 1);
+    expect(await Promise.all(odd.map((id, i) => send(id, 2 * i + 1)))).toEqual(odd.map(() => expect.objectContaining({ state: '甲', version: 3 })));
+    for (const f of seen) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
+    expect(new Set(seen.map((f) => f.name))).toEqual(new Set(['wf_append_batch', 'wf_append_batch_idem']));
+    forms = undefined;
   });
 });
