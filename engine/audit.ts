@@ -631,7 +631,9 @@ export interface CaseAtTime {
 /**
  * The case as it stood at `time`: its log replayed up to the last event recorded at or before it.
  * Null when the case did not exist yet. It does not check the stored states; `replay` does.
- * @throws {EngineError} CASE_NOT_FOUND.
+ * @throws {EngineError} CASE_NOT_FOUND; VALIDATION_FAILED for a time that is not one;
+ *   HISTORY_NOT_REPLAYABLE, naming the first event that does not replay, when the log up to then
+ *   does not (an event its machine does not take there, or a definition that cannot be loaded).
  * @example const then = await stateAt(engine, caseId, '2026-03-03T10:00:00+08:00'); then?.state
  */
 export async function stateAt(engine: Engine, caseId: string, time: string | Date | number): Promise<CaseAtTime | null> {
@@ -647,9 +649,12 @@ export async function stateAt(engine: Engine, caseId: string, time: string | Dat
   const events = all.slice(0, n);
   const defs = definitionsOf(all, row.definitionId);
   const runtimes = await runtimesFor(engine, defs.all);
-  if (typeof runtimes === 'string') throw new Error(runtimes);
+  const when = new Date(at).toISOString();
+  if (typeof runtimes === 'string') {
+    throw new EngineError('HISTORY_NOT_REPLAYABLE', `Case ${caseId} cannot be replayed to ${when}: ${runtimes}`, { caseId, firstBadSeq: 1, at: when });
+  }
   const [r] = replayLog(events, defs.start, runtimes, false);
-  if (!r.ok) throw new Error(`Case ${caseId} cannot be replayed to ${new Date(at).toISOString()}: ${r.message}`);
+  if (!r.ok) throw new EngineError('HISTORY_NOT_REPLAYABLE', `Case ${caseId} cannot be replayed to ${when}: ${r.message}`, { caseId, firstBadSeq: r.firstBadSeq, at: when });
   const last = events[n - 1] as EventRecord;
   const ctx = r.snapshot.context;
   return {

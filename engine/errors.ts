@@ -11,6 +11,7 @@ export const ERRORS = {
   NOT_ALLOWED: { status: 403, title: 'Not allowed', hint: 'Ask someone who holds one of the roles named in `allowed`.' },
   NOT_POSSIBLE: { status: 409, title: 'Not possible in the current state', hint: 'Reload the case: it may have moved on. `allowedEvents` lists what it accepts now.' },
   CASE_SUSPENDED: { status: 409, title: 'Case is suspended', hint: 'Resume the case before sending events to it.' },
+  HISTORY_NOT_REPLAYABLE: { status: 409, title: 'History does not replay', hint: 'The stored log does not replay up to that time: run verify and replay on the case (POST /v1/cases/{id}/verify, /replay) to find the first bad event.' },
   VALIDATION_FAILED: { status: 422, title: 'Validation failed', hint: 'Fix the fields named in `fields` and send again.' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency key reused with a different request', hint: 'Use a new Idempotency-Key for a different request.' },
   DEFINITION_INVALID: { status: 422, title: 'Workflow does not compile', hint: 'Fix the diagnostics and deploy again.' },

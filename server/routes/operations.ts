@@ -230,7 +230,7 @@ export const operationRoutes: FastifyPluginAsyncTypebox<RouteContext> = async (a
   app.get('/v1/cases/:id/state', {
     schema: {
       tags: ['cases'], summary: 'The case as it stood at a past time (its log replayed up to then)',
-      description: '400 BAD_REQUEST for a time that is not ISO-8601 date-time. 404 CASE_NOT_FOUND for an unknown case, and also for a time before the case began: then the problem says `notYetStarted: true` and gives `startedAt`.',
+      description: '400 BAD_REQUEST for a time that is not ISO-8601 date-time. 404 CASE_NOT_FOUND for an unknown case, and also for a time before the case began: then the problem says `notYetStarted: true` and gives `startedAt`. 409 HISTORY_NOT_REPLAYABLE when the stored log does not replay up to that time (it names `firstBadSeq`; verify and replay say more).',
       params: CaseParams, querystring: StateAtQuery, response: { 200: CaseAtTimeSchema, ...problemResponses },
     },
   }, async (request) => {

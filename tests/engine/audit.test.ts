@@ -19,6 +19,7 @@ import type { Runtime } from '../../dsl/runtime.ts';
 import { auditCases, replay, replayCases, ReplayPool, stateAt, systemEventReplayers, verify, verifyChain, type AuditProgress } from '../../engine/audit.ts';
 import { createCalendar } from '../../engine/calendar.ts';
 import { Engine, type CaseView } from '../../engine/engine.ts';
+import { EngineError } from '../../engine/errors.ts';
 import { canonicalJson, chainHash } from '../../engine/hash.ts';
 import { loadFixtures } from '../../engine/scenario.ts';
 import { replayEvent, type CaseSnapshot } from '../../engine/step.ts';
@@ -240,6 +241,21 @@ describe(`verify on ${backend}`, () => {
     });
     expect(await verify(engine, gap)).toMatchObject({ ok: false, firstBadSeq: 3, problem: 'missing' });
     expect(await verify(engine, renumbered)).toMatchObject({ ok: false, firstBadSeq: 3, problem: 'missing' });
+  });
+
+  it('time travel over a log that does not replay answers HISTORY_NOT_REPLAYABLE naming the first bad event, not a bare error', async () => {
+    const id = await wudanCase();
+    const events = await loadEvents(store, id);
+    // The first event no longer starts the case: nothing after it has a case to apply to.
+    await tamper(async (trx) => {
+      await sql`update events set type = '派单' where case_id = ${id} and seq = 1`.execute(trx);
+    });
+    const at = events[3]!.recordedAt;
+    const refused = await stateAt(engine, id, at).then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(EngineError);
+    expect(refused).toMatchObject({ code: 'HISTORY_NOT_REPLAYABLE', status: 409, details: { caseId: id, firstBadSeq: 1, at } });
+    expect((refused as EngineError).message).toContain('does not begin with a start event');
+    expect(await replay(engine, id)).toMatchObject({ ok: false, firstBadSeq: 1 });
   });
 
   it('names a deleted last event as missing', async () => {
