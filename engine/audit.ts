@@ -20,7 +20,7 @@ import { loadCaseRows, loadReplayLogs, type ReplayRow } from './store/audit.ts';
 import type { AuditEvent, SystemEventReplayer } from './system-events.ts';
 import { loadCase, loadEvents, loadEventsOfCases, type CaseRow, type EventRecord } from './store/cases.ts';
 import type { OpenedDatabase } from './store/open.ts';
-import { ThreadPool } from './thread-pool.ts';
+import { ThreadPool, ThreadPoolError } from './thread-pool.ts';
 
 // ---- verify ------------------------------------------------------------------------------
 
@@ -494,7 +494,7 @@ async function checkCases(engine: ReplayHost, caseIds: readonly string[], option
   const threadsAllowed = store.connectionString !== null && onlyBuiltInReplayers();
   if (options.pool !== undefined && threadsAllowed) {
     if (!options.pool.reads(store.connectionString as string, store.schema)) {
-      throw new Error(`This ReplayPool reads another database or schema than the store's (${store.schema}): start one with the store's connectionString and schema.`);
+      throw new ThreadPoolError('POOL_STORE_MISMATCH', `This ReplayPool reads another database or schema than the store's (${store.schema}): start one with the store's connectionString and schema.`);
     }
     return options.pool.check(batches, chains, options.onProgress);
   }

@@ -17,6 +17,8 @@ export { loadFixtures, runScenario } from './scenario.ts';
 export { runDueTimers, TimerPoller } from './timers.ts';
 export { OutboxWorker, pointsBalance } from './outbox.ts';
 export { verify, replay, replayCases, auditCases, stateAt, systemEventReplayers, ReplayPool } from './audit.ts';
+export { ThreadPoolError } from './thread-pool.ts';
+export type { ThreadPoolErrorCode } from './thread-pool.ts';
 export { actionsInState, availableActions, inbox } from './actions.ts';
 export { linkCases, migrateCases, reassignCase, resumeCase, suspendCase } from './admin.ts';
 export { kpis } from './kpis.ts';

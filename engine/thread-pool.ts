@@ -9,6 +9,32 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, parentPort, type ResourceLimits } from 'node:worker_threads';
 
+/** Why a pool refused or failed work; codes are stable and never reused. */
+export type ThreadPoolErrorCode =
+  /** The pool was closed: start a new one. */
+  | 'POOL_CLOSED'
+  /** A thread failed to start or stopped; its tasks failed, and it is not replaced. */
+  | 'POOL_THREAD_STOPPED'
+  /** A task failed in its thread; the message is the thread's. */
+  | 'POOL_TASK_FAILED'
+  /** The worker side was started outside a worker thread. */
+  | 'POOL_NOT_IN_WORKER'
+  /** The pool was given work for another database or schema than the one its threads read. */
+  | 'POOL_STORE_MISMATCH';
+
+/**
+ * The error a {@link ThreadPool} (and the pools built on it) rejects with; `cause` is the thread's
+ * own error where there is one.
+ * @example if (e instanceof ThreadPoolError && e.code === 'POOL_CLOSED') pool = new ReplayPool(options);
+ */
+export class ThreadPoolError extends Error {
+  override readonly name = 'ThreadPoolError';
+
+  constructor(readonly code: ThreadPoolErrorCode, message: string, options?: { readonly cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 /** What the pool posts to a thread. */
 export type ToWorker<T> =
   | { readonly kind: 'task'; readonly id: number; readonly task: T }
@@ -35,7 +61,7 @@ interface Slot {
   readonly worker: Worker;
   busy: number;
   /** Set once the thread has stopped: it takes no more tasks. */
-  gone?: Error;
+  gone?: ThreadPoolError;
 }
 
 interface Pending<R> {
@@ -77,8 +103,10 @@ export class ThreadPool<T, R> {
         : new Worker(options.script, settings);
       const slot: Slot = { worker, busy: 0 };
       worker.on('message', (m: FromWorker<R>) => this.answer(m));
-      worker.once('error', (e: unknown) => this.lose(slot, e instanceof Error ? e : new Error(String(e))));
-      worker.once('exit', (code) => this.lose(slot, new Error(`A worker thread stopped (exit code ${code}).`)));
+      worker.once('error', (e: unknown) => this.lose(slot, new ThreadPoolError('POOL_THREAD_STOPPED',
+        `A worker thread failed: ${e instanceof Error ? e.message : String(e)}. Its tasks failed; close this pool and start a new one.`, { cause: e })));
+      worker.once('exit', (code) => this.lose(slot, new ThreadPoolError('POOL_THREAD_STOPPED',
+        `A worker thread stopped (exit code ${code}). Its tasks failed; close this pool and start a new one.`)));
       return slot;
     });
   }
@@ -89,7 +117,7 @@ export class ThreadPool<T, R> {
    * failed (the others still run to the end, their answers dropped).
    */
   async run(tasks: readonly T[], onResult?: (index: number, result: R) => void): Promise<R[]> {
-    if (this.closing !== undefined) throw new Error('The thread pool is closed.');
+    if (this.closing !== undefined) throw new ThreadPoolError('POOL_CLOSED', 'The thread pool is closed; start a new one.');
     const results = new Array<R>(tasks.length);
     let next = 0;
     let failure: Error | undefined;
@@ -101,7 +129,7 @@ export class ThreadPool<T, R> {
           results[index] = r;
           onResult?.(index, r);
         } catch (e) {
-          failure ??= e instanceof Error ? e : new Error(String(e));
+          failure ??= e instanceof Error ? e : new ThreadPoolError('POOL_TASK_FAILED', String(e));
         }
       }
     };
@@ -142,11 +170,11 @@ export class ThreadPool<T, R> {
     this.pending.delete(m.id);
     p.slot.busy--;
     if (m.kind === 'done') p.resolve(m.result);
-    else p.reject(new Error(m.message));
+    else p.reject(new ThreadPoolError('POOL_TASK_FAILED', m.message));
   }
 
   /** A thread that failed or stopped: its tasks fail, and it gets no more. */
-  private lose(slot: Slot, e: Error): void {
+  private lose(slot: Slot, e: ThreadPoolError): void {
     slot.gone ??= e;
     for (const [id, p] of this.pending) {
       if (p.slot !== slot) continue;
@@ -164,7 +192,7 @@ export class ThreadPool<T, R> {
  */
 export function serveTasks<T, R>(start: (task: T) => Promise<R>, close: () => Promise<void>): void {
   const port = parentPort;
-  if (port === null) throw new Error('serveTasks runs in a worker thread.');
+  if (port === null) throw new ThreadPoolError('POOL_NOT_IN_WORKER', 'serveTasks runs in a worker thread: start this module with a ThreadPool, not on the main thread.');
   port.on('message', (m: ToWorker<T>) => {
     if (m.kind === 'close') {
       void close().finally(() => {

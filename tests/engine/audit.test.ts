@@ -127,6 +127,7 @@ describe(`bulk replay on ${backend}`, () => {
     try {
       // The pool's threads read another schema than the engine's store: refused before any is read.
       await expect(replayCases(engine, ids, { pool: lost })).rejects.toThrow(/another database or schema/);
+      await expect(replayCases(engine, ids, { pool: lost })).rejects.toMatchObject({ name: 'ThreadPoolError', code: 'POOL_STORE_MISMATCH' });
       // A store on that schema: the threads cannot start there, and say why.
       const elsewhere = { store: { ...store, schema: 'wf_no_such_schema' }, loadDefinition: (id: string) => engine.loadDefinition(id) };
       await expect(replayCases(elsewhere, ids, { pool: lost })).rejects.toThrow(/Schema wf_no_such_schema does not exist/);

@@ -44,14 +44,19 @@ describe('ThreadPool', () => {
   it('rejects with the message of a task that failed, and goes on serving afterwards', async () => {
     const p = pool();
     await expect(p.run([{ n: 1 }, { n: 2, fail: true }, { n: 3 }])).rejects.toThrow('task 2 failed');
+    await expect(p.run([{ n: 2, fail: true }])).rejects.toMatchObject({ name: 'ThreadPoolError', code: 'POOL_TASK_FAILED' });
     expect((await p.run([{ n: 4 }])).map((r) => r.doubled)).toEqual([8]);
   });
 
   it('rejects, instead of waiting forever, when a thread stops in the middle of a task or cannot start', async () => {
     const p = pool();
-    await expect(p.run([{ n: 1, exit: true }, { n: 2 }, { n: 3 }])).rejects.toThrow(/stopped \(exit code 3\)/);
+    const stopped = p.run([{ n: 1, exit: true }, { n: 2 }, { n: 3 }]);
+    await expect(stopped).rejects.toThrow(/stopped \(exit code 3\)/);
+    await expect(stopped).rejects.toMatchObject({ name: 'ThreadPoolError', code: 'POOL_THREAD_STOPPED' });
     const broken = pool({ startFail: true }, 1);
-    await expect(broken.run([{ n: 1 }])).rejects.toThrow('this worker cannot start: no such database');
+    const failed = broken.run([{ n: 1 }]);
+    await expect(failed).rejects.toThrow('this worker cannot start: no such database');
+    await expect(failed).rejects.toMatchObject({ code: 'POOL_THREAD_STOPPED', cause: expect.objectContaining({ message: expect.stringContaining('no such database') }) });
   });
 
   it('lets every thread close what it holds on close, once however often it is called, and refuses work after', async () => {
@@ -60,6 +65,7 @@ describe('ThreadPool', () => {
     await p.run([{ n: 1 }]);
     await Promise.all([p.close(), p.close()]);
     expect(Atomics.load(new Int32Array(closed), 0)).toBe(3);
-    await expect(p.run([{ n: 1 }])).rejects.toThrow('The thread pool is closed.');
+    await expect(p.run([{ n: 1 }])).rejects.toThrow('The thread pool is closed; start a new one.');
+    await expect(p.run([{ n: 1 }])).rejects.toMatchObject({ name: 'ThreadPoolError', code: 'POOL_CLOSED' });
   });
 });
