@@ -27,8 +27,8 @@ describe(`group commit on ${backend}`, () => {
   let store: OpenedDatabase;
   /** The case ids of each statement the batcher sent, in the order sent. */
   let sent: string[][];
-  /** The name of each statement sent, with whether its rows carry an idempotency key or fire a timer. */
-  let forms: { name: string; idempotency: boolean; firing: boolean }[] | undefined;
+  /** The name of each statement sent, with whether its rows carry an idempotency key. */
+  let forms: { name: string; idempotency: boolean }[] = [];
   let recording: OpenedDatabase;
 
   beforeAll(async () => {
@@ -37,9 +37,9 @@ describe(`group commit on ${backend}`, () => {
       ...store,
       write: (text, values, name) => {
         if (name?.startsWith('wf_append_batch') !== true) return store.write(text, values, name); // case starts
-        const rows = JSON.parse(String(values[0])) as { case_id: string; idem_key?: string; fire_id?: string }[];
+        const rows = JSON.parse(String(values[0])) as { case_id: string; idem_key?: string }[];
         sent.push(rows.map((r) => r.case_id));
-        forms?.push({ name: name ?? '', idempotency: rows.some((r) => r.idem_key !== undefined), firing: rows.some((r) => r.fire_id !== undefined) });
+        forms.push({ name, idempotency: rows.some((r) => r.idem_key !== undefined) });
         return store.write(text, values, name);
       },
     };
@@ -111,16 +111,14 @@ describe(`group commit on ${backend}`, () => {
   });
 
   it('has a statement for each mix of timer firings and idempotency keys, and each runs', async () => {
-    const seen: NonNullable<typeof forms> = [];
-    forms = seen;
+    forms = [];
     const batcher = new AppendBatcher(recording);
     const firing = { timerId: 't', claimedBy: 'node', markFired: true };
     const idempotency = { actorId: 'a', key: 'k', requestHash: 'h', response: {} };
     for (const extra of [{}, { firing }, { idempotency }, { firing, idempotency }]) {
       expect(await batcher.append({ ...input('forms'), ...extra })).toEqual({ applied: false, prior: null });
     }
-    expect(seen.map((f) => f.name)).toEqual(['wf_append_batch', 'wf_append_batch_fire', 'wf_append_batch_idem', 'wf_append_batch_fire_idem']);
-    forms = undefined;
+    expect(forms.map((f) => f.name)).toEqual(['wf_append_batch', 'wf_append_batch_fire', 'wf_append_batch_idem', 'wf_append_batch_fire_idem']);
   });
 
   it('writes a batch without idempotency keys or timer firings with the statement that has no parts for them, and one with them with the full one', async () => {
@@ -144,15 +142,14 @@ final 完结
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push((await engine.startCase({ workflow: '批量', orgUnit: '批量社区', actor: '批量办理人', data: {} })).id);
     sent = [];
-    const seen: NonNullable<typeof forms> = [];
-    forms = seen;
+    forms = [];
     // Six at once, every other one with a key, so that batches of both kinds and mixed ones are written.
     const send = (id: string, i: number): Promise<unknown> =>
       engine.sendEvent(id, { type: '推进', actor: '批量办理人', ...(i % 2 === 0 ? { idempotencyKey: `key-${i}` } : {}) });
     const views = await Promise.all(ids.map(send));
     expect(views).toEqual(ids.map(() => expect.objectContaining({ state: '乙', version: 2 })));
-    expect(seen.length).toBeGreaterThan(0);
-    for (const f of seen) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
+    expect(forms.length).toBeGreaterThan(0);
+    for (const f of forms) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
     // The keys were recorded: the same requests again are answered as before and write nothing.
     const again = await Promise.all(ids.map((id, i) => i % 2 === 0 ? send(id, i) : Promise.resolve(views[i])));
     expect(again).toEqual(views);
@@ -160,8 +157,7 @@ final 完结
     // And three without keys: batches of those alone.
     const odd = ids.filter((_, i) => i % 2 === 1);
     expect(await Promise.all(odd.map((id, i) => send(id, 2 * i + 1)))).toEqual(odd.map(() => expect.objectContaining({ state: '甲', version: 3 })));
-    for (const f of seen) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
-    expect(new Set(seen.map((f) => f.name))).toEqual(new Set(['wf_append_batch', 'wf_append_batch_idem']));
-    forms = undefined;
+    for (const f of forms) expect(f.name).toBe(f.idempotency ? 'wf_append_batch_idem' : 'wf_append_batch');
+    expect(new Set(forms.map((f) => f.name))).toEqual(new Set(['wf_append_batch', 'wf_append_batch_idem']));
   });
 });
