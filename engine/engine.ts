@@ -51,9 +51,9 @@ export interface EngineOptions {
   /** Group commit: at most this many events in one statement (default 64)… */
   readonly maxBatch?: number;
   /**
-   * …and at most this many such statements in flight at once (default 1: the database writes one
-   * batch while the process computes the next; a second statement in flight split the batches in
-   * two, and each statement has a fixed cost in the database, so it was slower in the benchmark).
+   * …and at most this many such statements in flight at once (default 2: while the database writes
+   * one batch, the next, once whole, is already on its way on another connection; see
+   * `AppendBatcher`).
    */
   readonly batchesInFlight?: number;
 }
@@ -207,7 +207,7 @@ export class Engine {
     this.orgMaxAgeMs = options.orgMaxAgeMs ?? 5_000;
     this.caseCacheSize = options.caseCacheSize ?? 10_000;
     this.loadStored = definitionLoader(this.store);
-    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 1);
+    this.batcher = new AppendBatcher(this.store, options.maxBatch ?? 64, options.batchesInFlight ?? 2);
   }
 
   /** Runs `work` after every earlier write to the same case in this process has finished. */

@@ -1,6 +1,7 @@
 // Group commit: which events leave together in one statement. A free write slot takes the waiting
 // events unless at least as many more are still being computed; then it waits for them (up to half
 // of what is in the process), so the batches do not settle into a lopsided 1, 15, 1, 15 rhythm.
+// While a batch is in flight, a second slot sends only whole batches (nothing left being computed).
 // And each batch is written with the form of the statement its rows need (timer firings,
 // idempotency keys, both or neither).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,7 +61,7 @@ describe(`group commit on ${backend}`, () => {
 
   it('holds a free slot while more events are being computed than wait, then sends them together', async () => {
     sent = [];
-    const batcher = new AppendBatcher(recording);
+    const batcher = new AppendBatcher(recording, 64, 1);
     const [a, b, c, d] = [batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare()];
     const ra = a!.append(input('a'));
     expect(sent).toEqual([]); // 1 waits, 3 are being computed
@@ -89,6 +90,42 @@ describe(`group commit on ${backend}`, () => {
     const rd = batcher.prepare().append(input('d'));
     expect(sent).toEqual([['a'], ['d']]);
     await rd;
+  });
+
+  it('with a batch in flight, holds the second slot until no event is being computed', async () => {
+    sent = [];
+    const batcher = new AppendBatcher(recording);
+    const [a, b, c, d, e, f] = [batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare()];
+    const results = [a!.append(input('a')), b!.append(input('b')), c!.append(input('c'))];
+    expect(sent).toEqual([['a', 'b', 'c']]); // 3 wait, 3 are being computed: the first slot takes them
+    results.push(d!.append(input('d')), e!.append(input('e')));
+    expect(sent).toEqual([['a', 'b', 'c']]); // one more is being computed: the second slot waits for it
+    results.push(f!.append(input('f')));
+    expect(sent).toEqual([['a', 'b', 'c'], ['d', 'e', 'f']]); // whole: it leaves before the first is answered
+    expect(await Promise.all(results)).toEqual(results.map(() => ({ applied: false, prior: null })));
+  });
+
+  it('with a batch in flight, sends a second one when the last event being computed is withdrawn, or when a full batch waits', async () => {
+    sent = [];
+    const batcher = new AppendBatcher(recording, 2);
+    const [a, b, c, d, e] = [batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare()];
+    const results = [a!.append(input('a')), b!.append(input('b'))];
+    expect(sent).toEqual([['a', 'b']]); // a full batch of 2
+    results.push(c!.append(input('c')));
+    expect(sent).toEqual([['a', 'b']]); // d and e are being computed
+    d!.withdraw();
+    expect(sent).toEqual([['a', 'b']]);
+    e!.withdraw();
+    expect(sent).toEqual([['a', 'b'], ['c']]);
+    await Promise.all(results);
+    sent = [];
+    const [f, g, h, i] = [batcher.prepare(), batcher.prepare(), batcher.prepare(), batcher.prepare()];
+    const more = [f!.append(input('f')), g!.append(input('g'))];
+    more.push(h!.append(input('h')));
+    expect(sent).toEqual([['f', 'g']]); // the first slot took a full batch while h and i were computed
+    more.push(i!.append(input('i')));
+    expect(sent).toEqual([['f', 'g'], ['h', 'i']]); // a full batch leaves in the second slot
+    await Promise.all(more);
   });
 
   it('with two slots, sends a second batch while the first is in flight', async () => {
