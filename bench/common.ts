@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Engine } from '../engine/engine.ts';
+import { Engine, type EngineOptions } from '../engine/engine.ts';
 import { openDatabase, type OpenedDatabase } from '../engine/store/index.ts';
 import { upsertActor, upsertOrgUnits } from '../engine/store/registry.ts';
 
@@ -48,13 +48,14 @@ final 完结
 export const ACTOR = '办理人甲';
 
 /**
- * Loads the benchmark's one unit and actor, deploys {@link WORKFLOW} and starts `cases` cases.
+ * Loads the benchmark's one unit and actor, deploys {@link WORKFLOW} and starts `cases` cases, on
+ * an engine with `options`.
  * @example const { engine, caseIds } = await seedBench(store, 1000);
  */
-export async function seedBench(store: OpenedDatabase, cases: number): Promise<{ engine: Engine; caseIds: string[] }> {
+export async function seedBench(store: OpenedDatabase, cases: number, options: Partial<Omit<EngineOptions, 'store'>> = {}): Promise<{ engine: Engine; caseIds: string[] }> {
   await upsertOrgUnits(store, [{ id: '压测社区', parent: null, level: 'community', name: '压测社区' }]);
   await upsertActor(store, { id: ACTOR, name: ACTOR, phone: null, roles: [{ role: '办理人', unit: '压测社区' }] });
-  const engine = new Engine({ store });
+  const engine = new Engine({ ...options, store });
   await engine.deploy(WORKFLOW, 'bench.wf');
   const caseIds: string[] = [];
   for (let i = 0; i < cases; i++) {

@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { buildApp } from '../server/app.ts';
+import { buildApp, SERVICE_ENGINE_OPTIONS } from '../server/app.ts';
 import { signToken } from '../server/auth.ts';
 import { ACTOR, cpuMeter, log, median, openBench, rawTransaction, seedBench, settings, timed } from './common.ts';
 
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   const child = fork(fileURLToPath(import.meta.url), [LOAD_GENERATOR], { execArgv: process.execArgv.filter((a) => !a.startsWith('--cpu-prof')) });
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   try {
-    const { engine, caseIds } = await seedBench(store, CASES);
+    const { engine, caseIds } = await seedBench(store, CASES, SERVICE_ENGINE_OPTIONS);
 
     const jwtSecret = randomBytes(32).toString('hex');
     app = await buildApp({ engine, jwtSecret, rateLimit: false });

@@ -19,7 +19,7 @@ import { OutboxWorker } from '../engine/outbox.ts';
 import { openAppDatabase, openDatabase, type OpenedDatabase } from '../engine/store/index.ts';
 import { findActor } from '../engine/store/registry.ts';
 import type { TimerPoller } from '../engine/timers.ts';
-import { buildApp } from './app.ts';
+import { buildApp, SERVICE_ENGINE_OPTIONS } from './app.ts';
 import { MIN_SECRET_LENGTH, signToken } from './auth.ts';
 import { DEMO_LOGINS, deployWorkflows, loadDemoData, orgIsEmpty, readFixture } from './demo.ts';
 import { folderLoader } from './loader.ts';
@@ -128,7 +128,7 @@ export async function start(config: ServerConfig, banner: (text: string) => void
   const listenUrl = store.connectionString ?? config.databaseUrl;
   const changes = new ChangeFeed(store, { logger, ...(listenUrl === undefined ? {} : { listen: { databaseUrl: listenUrl } }) });
   try {
-    const engine = new Engine({ store, logger, ...(calendar === undefined ? {} : { calendar }) });
+    const engine = new Engine({ store, logger, ...SERVICE_ENGINE_OPTIONS, ...(calendar === undefined ? {} : { calendar }) });
     if (config.demo) {
       const deployed = await deployWorkflows(engine, workflowsDir, { onlyNew: true });
       for (const d of deployed) logger.info({ workflow: d.name, version: d.version }, 'seed workflow deployed');

@@ -331,12 +331,15 @@ export interface PendingAppend {
  * at once.
  *
  * While a batch is in flight, a further slot sends only a whole batch: when every event in the
- * process is either waiting or in flight (none is being computed), or `maxBatch` wait. So the next
- * half leaves as soon as it is complete, and the database starts on it as soon as it has written
- * the one before (on another connection), instead of idling for the round trip while the process
- * reads the answer and sends the next; and it is not split into smaller batches, each paying the
- * statement's fixed cost (a second slot taking whatever waited made batches of 5 instead of 8 in
- * bench:engine and was slower than one slot; with this rule it was about 15% faster).
+ * process is either waiting or in flight (none is being computed) and at least as many wait as are
+ * in flight, or `maxBatch` wait. So the next half leaves as soon as it is complete, and the
+ * database starts on it as soon as it has written the one before (on another connection), instead
+ * of idling for the round trip while the process reads the answer; and it is not split into
+ * smaller batches, each paying the statement's fixed cost (a second slot taking whatever waited
+ * made batches of 5 instead of 8 in bench:engine and was slower than one slot; with this rule it
+ * was about 15% faster). Events that arrive one by one (HTTP requests, which the batcher sees
+ * only once their step starts) still leave in smaller batches with two slots than with one (5.5
+ * against 7.5 in bench:http), which is why the service runs with one (`SERVICE_ENGINE_OPTIONS`).
  * @example
  * const batcher = new AppendBatcher(store);
  * const pending = batcher.prepare();
@@ -347,6 +350,8 @@ export class AppendBatcher {
   private inFlight = 0;
   /** Events prepared and not yet appended or withdrawn: steps being computed. */
   private computing = 0;
+  /** Events in the batches in flight. */
+  private writing = 0;
 
   constructor(private readonly store: OpenedDatabase, private readonly maxBatch = 64, private readonly maxInFlight = 2) {}
 
@@ -386,6 +391,7 @@ export class AppendBatcher {
   private flush(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0 && this.ready()) {
       const batch = this.queue.splice(0, this.maxBatch);
+      this.writing += batch.length;
       this.inFlight++;
       void this.write(batch, true);
     }
@@ -395,7 +401,7 @@ export class AppendBatcher {
   private ready(): boolean {
     if (this.queue.length >= this.maxBatch) return true;
     if (this.inFlight === 0) return this.queue.length >= this.computing;
-    return this.computing === 0;
+    return this.computing === 0 && this.queue.length >= this.writing;
   }
 
   /** Writes a batch; `slot`: it holds a write slot, freed as soon as the statement returns. */
@@ -410,6 +416,7 @@ export class AppendBatcher {
         if (slot) {
           // The next batch leaves before this one's callers go on computing their next steps.
           this.inFlight--;
+          this.writing -= batch.length;
           this.flush();
         }
       }
