@@ -5,7 +5,7 @@
  * atomic on its own (no BEGIN/COMMIT); `AppendBatcher` puts the events of several cases in one
  * such statement (group commit).
  */
-import { isStatementError } from './errors.ts';
+import { isStatementError, StoreError } from './errors.ts';
 import type { OpenedDatabase } from './open.ts';
 import { anyOfJsonIds, eventFromRow, groupBySeq, iso, type EventRecord } from './rows.ts';
 
@@ -367,7 +367,7 @@ export class AppendBatcher {
     };
     return {
       append: (input) => {
-        if (!close()) return Promise.reject(new Error('This pending append was already appended or withdrawn; prepare another.'));
+        if (!close()) return Promise.reject(new StoreError('STORE_APPEND_REUSED', 'This pending append was already appended or withdrawn; call prepare() again for each event.'));
         return this.enqueue(input);
       },
       withdraw: () => {

@@ -9,7 +9,8 @@ export type StoreErrorCode =
   | 'STORE_ROLE_UNSAFE'
   | 'STORE_ARCHIVE_HEAD_MISMATCH'
   | 'STORE_ARCHIVE_NOTHING'
-  | 'STORE_ARCHIVE_CHAIN_GAP';
+  | 'STORE_ARCHIVE_CHAIN_GAP'
+  | 'STORE_APPEND_REUSED';
 
 /**
  * The error the store throws for anything it can name; the driver's error, if any, is `cause`.

@@ -151,10 +151,10 @@ describe(`group commit on ${backend}`, () => {
     const batcher = new AppendBatcher(recording);
     const once = batcher.prepare();
     await once.append(input('once'));
-    await expect(once.append(input('once'))).rejects.toThrow(/already appended or withdrawn/);
+    await expect(once.append(input('once'))).rejects.toMatchObject({ name: 'StoreError', code: 'STORE_APPEND_REUSED', message: expect.stringMatching(/already appended or withdrawn/) });
     const gone = batcher.prepare();
     gone.withdraw();
-    await expect(gone.append(input('gone'))).rejects.toThrow(/already appended or withdrawn/);
+    await expect(gone.append(input('gone'))).rejects.toMatchObject({ name: 'StoreError', code: 'STORE_APPEND_REUSED' });
   });
 
   it('has a statement for each mix of timer firings and idempotency keys, and each runs', async () => {
