@@ -31,8 +31,8 @@ import { validatorCompiler } from './validator.ts';
  * The engine options the service runs with (server/main.ts, and bench:http to measure the same).
  * One write slot: a request's event reaches the batcher only once its step starts, so with the
  * engine's default of two slots the second one sent smaller batches (5.5 events against 7.5) and
- * the service ran about 10% slower (bench:http, five runs alternated: 3,670–4,060 against
- * 4,080–4,370 events/s). Called directly, with all its events' steps in view, the engine is faster
+ * the service ran slower (bench:http, runs alternated: 3,670–4,060 against 3,900–4,370
+ * events/s). Called directly, with all its events' steps in view, the engine is faster
  * with two.
  */
 export const SERVICE_ENGINE_OPTIONS = { batchesInFlight: 1 } as const satisfies Partial<EngineOptions>;
