@@ -337,7 +337,7 @@ export interface PendingAppend {
  * of idling for the round trip while the process reads the answer; and it is not split into
  * smaller batches, each paying the statement's fixed cost (a second slot taking whatever waited
  * made batches of 5 instead of 8 in bench:engine and was slower than one slot; with this rule it
- * was about 15% faster). Events that arrive one by one (HTTP requests, which the batcher sees
+ * was 8–18% faster, three pairs of runs alternated). Events that arrive one by one (HTTP requests, which the batcher sees
  * only once their step starts) still leave in smaller batches with two slots than with one (5.5
  * against 7.5 in bench:http), which is why the service runs with one (`SERVICE_ENGINE_OPTIONS`).
  * @example
