@@ -215,6 +215,8 @@ export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly
  * The input is read as json, not jsonb: jsonb would parse the whole batch into a tree first and
  * then copy each jsonb member out of it; json_to_recordset parses each row's members once, straight
  * into their columns (about 6% less of Postgres's CPU per event, alternated).
+ * Each form declares only the input columns it reads (a column more costs each row a lookup even
+ * when the member is absent: about 1.4% of the statement's latency for the seven unused ones).
  */
 function batchSql(firing: boolean, idempotency: boolean): string {
   return `
@@ -223,8 +225,8 @@ with input as (
     i int, case_id text, expected int, seq int, state jsonb, data jsonb, snapshot jsonb, hash text, status text, unit text,
     definition_id text, type text, actor_id text, on_behalf_of text, role text, event_unit text, payload jsonb,
     recorded_at timestamptz, facts jsonb, resulting_state jsonb, decision jsonb, prev_hash text,
-    schedule jsonb, cancel text[], fire_id text, fire_by text, mark_fired text,
-    idem_actor text, idem_key text, idem_hash text, idem_response jsonb)
+    schedule jsonb, cancel text[]${firing ? ', fire_id text, fire_by text, mark_fired text' : ''}${idempotency ? `,
+    idem_actor text, idem_key text, idem_hash text, idem_response jsonb` : ''})
 ), upd as (
   update cases c set state = i.state, data = i.data, snapshot = i.snapshot, version = i.seq, head_hash = i.hash,
          status = i.status, org_unit_id = i.unit, definition_id = coalesce(i.definition_id, c.definition_id), updated_at = now()
