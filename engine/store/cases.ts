@@ -214,8 +214,7 @@ export async function loadEventsOfCases(store: OpenedDatabase, caseIds: readonly
  *
  * The input is read as json, not jsonb: jsonb would parse the whole batch into a tree first and
  * then copy each jsonb member out of it; json_to_recordset parses each row's members once, straight
- * into their columns (about 6% less of Postgres's CPU per event, alternated).
- * Each form declares only the input columns it reads (a column more costs each row a lookup even
+ * into their columns (about 6% less of Postgres's CPU per event, alternated). Each form declares only the input columns it reads (a column more costs each row a lookup even
  * when the member is absent: about 1.4% of the statement's latency for the seven unused ones).
  */
 function batchSql(firing: boolean, idempotency: boolean): string {
@@ -339,9 +338,10 @@ export interface PendingAppend {
  * of idling for the round trip while the process reads the answer; and it is not split into
  * smaller batches, each paying the statement's fixed cost (a second slot taking whatever waited
  * made batches of 5 instead of 8 in bench:engine and was slower than one slot; with this rule it
- * was 8–18% faster, three pairs of runs alternated). Events that arrive one by one (HTTP requests, which the batcher sees
- * only once their step starts) still leave in smaller batches with two slots than with one (5.5
- * against 7.5 in bench:http), which is why the service runs with one (`SERVICE_ENGINE_OPTIONS`).
+ * was 8–18% faster, three pairs of runs alternated). Events that arrive one by one (HTTP requests,
+ * which the batcher sees only once their step starts) still leave in smaller batches with two
+ * slots than with one (5.5 against 7.5 in bench:http), which is why the service runs with one
+ * (`SERVICE_ENGINE_OPTIONS`).
  * @example
  * const batcher = new AppendBatcher(store);
  * const pending = batcher.prepare();

@@ -38,8 +38,8 @@ export interface OpenDatabaseOptions {
   readonly poolSize?: number;
   /**
    * Postgres only: connections kept for {@link OpenedDatabase.write}, beyond `poolSize`, opened
-   * when first needed (default 4: the engine's group-commit statements in flight, 1 by default,
-   * and the case starts, which are written one statement each).
+   * when first needed (default 4: the engine's group-commit statements in flight, 2 by default and
+   * 1 in the HTTP service, and the case starts, which are written one statement each).
    */
   readonly writers?: number;
   readonly logger?: StoreLogger;
